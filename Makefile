@@ -1,0 +1,115 @@
+# pageleap - GNU make build.
+#   make                 library (shared + static), CLI, tests
+#   make check           local tests, then the emulated-NUMA guests (2 nodes, 4 nodes, memory-only node)
+#   make check-local     local tests only;  make check-vm  guests only
+#   make asan / tsan     the tests under ASan+UBSan / TSan
+#   make demo            the main job: a region migrating across nodes, locally and in a 2-node guest
+#   make install PREFIX=/usr/local
+# Out of tree: make B=/path/to/builddir
+
+VERSION := 0.1.0
+SOVER := 0
+B ?= build
+CC ?= cc
+PREFIX ?= /usr/local
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+BASEFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(WARN) -pthread
+LIBS := -lnuma -pthread
+
+LIB_SRC := $(wildcard src/*.c)
+LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
+PIC_OBJ := $(LIB_SRC:src/%.c=$(B)/pic/%.o)
+TEST_SRC := $(wildcard tests/t_*.c)
+TESTS := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+STATIC_TESTS := $(TEST_SRC:tests/%.c=$(B)/static/%)
+
+SHLIB := $(B)/libpageleap.so.$(VERSION)
+STLIB := $(B)/libpageleap.a
+CLI := $(B)/pageleap
+
+all: $(SHLIB) $(STLIB) $(CLI) $(TESTS) $(B)/tests/cxx_header $(B)/pageleap.pc
+
+$(B)/obj/%.o: src/%.c src/internal.h include/pageleap.h | $(B)/obj
+	$(CC) $(BASEFLAGS) $(CFLAGS) -fvisibility=hidden -c $< -o $@
+$(B)/pic/%.o: src/%.c src/internal.h include/pageleap.h | $(B)/pic
+	$(CC) $(BASEFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(SHLIB): $(PIC_OBJ) src/libpageleap.map
+	$(CC) -shared -Wl,-soname,libpageleap.so.$(SOVER) -Wl,--version-script=src/libpageleap.map \
+		-o $@ $(PIC_OBJ) $(LIBS)
+	ln -sf libpageleap.so.$(VERSION) $(B)/libpageleap.so.$(SOVER)
+	ln -sf libpageleap.so.$(SOVER) $(B)/libpageleap.so
+$(STLIB): $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(CLI): tools/pageleap.c $(STLIB) | $(B)
+	$(CC) $(BASEFLAGS) $(CFLAGS) $< -o $@ $(STLIB) $(LIBS)
+
+$(B)/tests/%: tests/%.c tests/util.h $(STLIB) | $(B)/tests
+	$(CC) $(BASEFLAGS) $(CFLAGS) $< -o $@ $(STLIB) $(LIBS)
+# the public header must compile as C++ too
+$(B)/tests/cxx_header: tests/cxx_header.cc include/pageleap.h $(STLIB) | $(B)/tests
+	$(CXX) -std=c++11 -Iinclude -Wall -Wextra -Werror -pedantic $< -o $@ $(STLIB) $(LIBS)
+
+# static binaries for the initramfs of the emulated-NUMA guests
+$(B)/static/%: tests/%.c tests/util.h $(STLIB) | $(B)/static
+	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< -o $@ $(STLIB) -lnuma -pthread
+$(B)/static/pageleap: tools/pageleap.c $(STLIB) | $(B)/static
+	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< -o $@ $(STLIB) -lnuma -pthread
+$(B)/static/guest-exit: scripts/vm/guest-exit.c | $(B)/static
+	$(CC) -O2 -static $< -o $@
+static: $(STATIC_TESTS) $(B)/static/pageleap $(B)/static/guest-exit
+
+$(B)/pageleap.pc: pageleap.pc.in | $(B)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(B) $(B)/obj $(B)/pic $(B)/tests $(B)/static:
+	mkdir -p $@
+
+deps:
+	bash scripts/deps.sh
+
+check: deps
+	$(MAKE) all static
+	bash tests/run.sh $(B)/tests
+	bash scripts/vm/check.sh $(B)
+
+check-local: all
+	bash tests/run.sh $(B)/tests
+
+check-vm: deps
+	$(MAKE) static
+	bash scripts/vm/check.sh $(B)
+
+asan:
+	$(MAKE) B=build-asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all
+	ASAN_OPTIONS=detect_leaks=1 bash tests/run.sh build-asan/tests
+tsan:
+	$(MAKE) B=build-tsan CC=clang CFLAGS="-O1 -g -fsanitize=thread" all
+	TSAN_OPTIONS=halt_on_error=1 bash tests/run.sh build-tsan/tests
+
+demo: deps
+	$(MAKE) all static
+	bash scripts/demo.sh $(B)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 644 include/pageleap.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(SHLIB) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libpageleap.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libpageleap.so.$(SOVER)
+	ln -sf libpageleap.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/libpageleap.so
+	install -m 644 $(STLIB) $(DESTDIR)$(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' pageleap.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/pageleap.pc
+	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+	install -m 644 man/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+
+clean:
+	rm -rf $(B) build-asan build-tsan
+
+.PHONY: all static deps check check-local check-vm asan tsan demo install clean
+.SECONDARY:

@@ -1,0 +1,206 @@
+/*
+ * pageleap.h - move memory between NUMA nodes from user space.
+ *
+ * The only public header of libpageleap. C11; compiles as C and C++.
+ *
+ * Objects (all opaque):
+ *   leap_topo    the machine's NUMA topology (nodes, CPUs, distances, memory).
+ *   leap_ctx     a library instance: topology, one pool per memory node, copy workers.
+ *   leap_pool    a node's pool of physical pages (a memfd bound to the node).
+ *   leap_region  a reserved virtual range whose pages live in pool pages; page_leap()
+ *                moves its pages between nodes while its virtual addresses never change.
+ *
+ * Conventions: calls that can fail return 0 (or a count) on success and -errno on
+ * failure; errno is not part of the contract. The library prints nothing. Destructors
+ * take a pointer to the handle, cannot fail and set the handle to NULL, so a call on
+ * a destroyed handle sees NULL and returns -EINVAL. Caller-filled structs start with a
+ * `size` field (set it to sizeof the struct) so they can grow.
+ */
+#ifndef PAGELEAP_H
+#define PAGELEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LEAP_VERSION_MAJOR 0
+#define LEAP_VERSION_MINOR 1
+#define LEAP_VERSION_PATCH 0
+
+/* The page size page_leap() works in (bytes). Addresses and lengths must be multiples. */
+#define LEAP_PAGE_SIZE 4096u
+
+struct leap_topo;
+struct leap_ctx;
+struct leap_pool;
+struct leap_region;
+
+/* ---------------------------------------------------------------- topology */
+
+/* One NUMA node as the kernel reports it. */
+struct leap_node_info {
+	size_t size;		/* in: sizeof(struct leap_node_info) */
+	int node;		/* node id */
+	int online;		/* 1 if the node exists */
+	int has_memory;		/* 1 if the node has memory (pools can live there) */
+	int ncpus;		/* CPUs on the node; 0 for a memory-only node (e.g. CXL) */
+	int nearest_cpu_node;	/* this node if it has CPUs, else the closest node that has */
+	uint64_t mem_total;	/* bytes */
+	uint64_t mem_free;	/* bytes, at the time of the call */
+};
+
+/* Read the topology from the kernel (sysfs and libnuma). MT-Safe. */
+int leap_topo_new(struct leap_topo **out);
+/* Free a topology. Not for a topology returned by leap_ctx_topo(). */
+void leap_topo_destroy(struct leap_topo **topo);
+/* Number of node ids: valid ids are 0 .. count-1 (some may be offline). */
+int leap_topo_node_count(const struct leap_topo *topo);
+/* Fill *info for node; free memory is read anew. -ENODEV for an unknown node. MT-Safe. */
+int leap_topo_node(const struct leap_topo *topo, int node, struct leap_node_info *info);
+/* The kernel's distance between two nodes (10 = local), or -ENODEV. MT-Safe. */
+int leap_topo_distance(const struct leap_topo *topo, int from, int to);
+/* Store up to max CPU ids of node in cpus[]; return how many the node has, or -errno. */
+int leap_topo_cpus(const struct leap_topo *topo, int node, int *cpus, size_t max);
+
+/* ---------------------------------------------------------------- context */
+
+struct leap_ctx_options {
+	size_t size;		 /* in: sizeof(struct leap_ctx_options) */
+	uint64_t pool_cap_bytes; /* cap of each node's pool; 0: the node's memory size */
+};
+
+/* Create a library instance. opts may be NULL for defaults. MT-Safe. */
+int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx **out);
+/*
+ * Release the caller's reference. Regions still alive keep the instance alive until
+ * they are destroyed. Must not race with other calls using *ctx.
+ */
+void leap_ctx_destroy(struct leap_ctx **ctx);
+/* The instance's topology (owned by the instance). MT-Safe. */
+const struct leap_topo *leap_ctx_topo(const struct leap_ctx *ctx);
+
+/* ---------------------------------------------------------------- pools */
+
+struct leap_pool_stats {
+	size_t size;		     /* in: sizeof(struct leap_pool_stats) */
+	int node;		     /* node the pool's pages are bound to */
+	uint64_t cap_bytes;	     /* most memory the pool may hold */
+	uint64_t capacity_bytes;     /* memory the pool holds now (allocated pages) */
+	uint64_t used_bytes;	     /* of which mapped by regions */
+	uint64_t free_bytes;	     /* of which kept for reuse (capacity - used) */
+	uint64_t largest_free_bytes; /* largest contiguous free extent */
+	uint64_t extents_in_use;     /* contiguous extents mapped by regions */
+	uint64_t free_extents;	     /* contiguous free extents */
+};
+
+/*
+ * Get the pool of a node that has memory (created on first use). The pool is owned by
+ * ctx. -ENODEV if the node does not exist or has no memory. MT-Safe.
+ */
+int leap_pool_get(struct leap_ctx *ctx, int node, struct leap_pool **out);
+/* Snapshot of the pool's accounting. MT-Safe. */
+int leap_pool_stats(struct leap_pool *pool, struct leap_pool_stats *st);
+/*
+ * Set the pool's cap in bytes (rounded down to pages). Lowering it below the current
+ * capacity first returns free pages to the kernel; -EBUSY if used pages alone exceed
+ * it (the cap is then unchanged). MT-Safe.
+ */
+int leap_pool_set_cap(struct leap_pool *pool, uint64_t bytes);
+/* Return every free page of the pool to the kernel; the number of bytes released. */
+int64_t leap_pool_trim(struct leap_pool *pool);
+/*
+ * The memfd behind the pool, for inspection (e.g. map it read-only to check where its
+ * pages are). Do not truncate, write or close it.
+ */
+int leap_pool_fd(const struct leap_pool *pool);
+
+/* ---------------------------------------------------------------- regions */
+
+/* One piece of an initial placement: [offset, offset+length) of the region on node. */
+struct leap_place {
+	size_t offset;
+	size_t length;
+	int node;
+};
+
+/*
+ * Create a region of length bytes (a multiple of LEAP_PAGE_SIZE), zero-filled, with
+ * every page on node. Its address is 2 MiB aligned and never changes. MT-Safe.
+ * Errors: -EINVAL (NULL, length 0 or unaligned), -ENODEV (node), -ENOMEM (pool cap or
+ * kernel memory).
+ */
+int leap_region_new(struct leap_ctx *ctx, size_t length, int node, struct leap_region **out);
+/*
+ * Like leap_region_new() with a per-range initial placement: place[] must be sorted,
+ * page aligned and cover [0, length) exactly without overlap.
+ */
+int leap_region_new_placed(struct leap_ctx *ctx, size_t length, const struct leap_place *place,
+			   size_t nplace, struct leap_region **out);
+/* Unmap the region and give its pages back to their pools. Must not race with other
+ * calls on *region. */
+void leap_region_destroy(struct leap_region **region);
+/* First byte of the region, or NULL for a NULL handle. MT-Safe. */
+void *leap_region_addr(const struct leap_region *region);
+/* Length in bytes, or 0 for a NULL handle. MT-Safe. */
+size_t leap_region_length(const struct leap_region *region);
+/*
+ * The node the page holding addr is on, from the library's own metadata (no syscall).
+ * -EINVAL for NULL, -EFAULT if addr is outside the region. MT-Safe.
+ */
+int leap_node_of(struct leap_region *region, const void *addr);
+
+struct leap_region_stats {
+	size_t size;		/* in: sizeof(struct leap_region_stats) */
+	uint64_t length;	/* bytes */
+	uint64_t runs;		/* maximal ranges with one backing extent = kernel mappings */
+	uint64_t leaps;		/* page_leap() calls that moved at least one page */
+	uint64_t pages_moved;	/* pages copied and remapped, over the region's life */
+	uint64_t bytes_copied;
+	uint64_t copy_ns;	/* time spent copying */
+	uint64_t remap_ns;	/* time spent remapping (mmap + populate) */
+	int last_worker_cpu;	/* CPU the last copy ran on; -1 before the first */
+	int last_worker_node;	/* that CPU's node */
+	uint64_t metadata_bytes; /* library memory used to describe the region */
+};
+
+/* Snapshot of the region's counters. MT-Safe. */
+int leap_region_stats(struct leap_region *region, struct leap_region_stats *st);
+
+/* ---------------------------------------------------------------- page_leap */
+
+/* Move pages even when they are already on the target node (to fresh physical pages). */
+#define LEAP_RELOCATE 0x1u
+
+/*
+ * Move [addr, addr+len) of region to node: take pages from node's pool, copy, remap in
+ * place, give the old pages back to their pool. Virtual addresses do not change.
+ * Pages already on node are left alone unless LEAP_RELOCATE is given. The copy runs on
+ * a worker thread bound to node's CPUs (the nearest node with CPUs for a memory-only
+ * node). Synchronous: returns when every page has moved.
+ *
+ * Returns the number of pages moved (0 when all were already there), or:
+ *   -EINVAL  NULL region, unknown flags, len 0, addr or len not page aligned
+ *   -EFAULT  the range is not inside the region
+ *   -ENODEV  node does not exist or has no memory
+ *   -ENOMEM  the target pool is at its cap or the kernel is out of memory: no page moved
+ * On every error the region is unchanged: same contents, same nodes.
+ *
+ * Thread safety: MT-Safe; calls on one region are serialized. This version requires
+ * that no thread writes to [addr, addr+len) while the call runs (a write during the
+ * copy may be lost); reads are safe.
+ */
+int page_leap(struct leap_region *region, void *addr, size_t len, int node, unsigned flags);
+
+/* Library version as "major.minor.patch". */
+const char *leap_version(void);
+/* A static English description of a -errno value returned by this library. */
+const char *leap_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PAGELEAP_H */

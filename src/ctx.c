@@ -1,0 +1,138 @@
+/*
+ * ctx.c - a library instance: the topology, one pool per memory node, one copy worker
+ * per node with CPUs, and the instance's lifetime.
+ *
+ * Lifetime: the user holds one reference and every live region holds one, so destroying
+ * the instance before its regions is safe; the last reference frees pools and workers.
+ * Threads: pools and workers are created lazily under ctx->lock; once published they
+ * never change until the instance is freed, so readers only need the lock to create.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+LEAP_API int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx **out)
+{
+	if (!out || (opts && opts->size < sizeof(*opts)))
+		return -EINVAL;
+	struct leap_ctx *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	int rc = leap_topo_new(&c->topo);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	c->pool_cap = opts ? opts->pool_cap_bytes / LEAP_PG : 0;
+	c->pools = calloc((size_t)c->topo->count, sizeof(*c->pools));
+	c->workers = calloc((size_t)c->topo->count, sizeof(*c->workers));
+	if (!c->pools || !c->workers) {
+		free(c->pools);
+		free(c->workers);
+		leap_topo_destroy(&c->topo);
+		free(c);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	atomic_init(&c->refs, 1);
+	*out = c;
+	return 0;
+}
+
+void leap__ctx_ref(struct leap_ctx *c)
+{
+	atomic_fetch_add(&c->refs, 1);
+}
+
+/* Drop a reference; the last one stops the workers and frees the pools. */
+void leap__ctx_unref(struct leap_ctx *c)
+{
+	if (atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	for (int n = 0; n < c->topo->count; n++) {
+		leap__worker_free(c->workers[n]);
+		leap__pool_free(c->pools[n]);
+	}
+	free(c->workers);
+	free(c->pools);
+	pthread_mutex_destroy(&c->lock);
+	leap_topo_destroy(&c->topo);
+	free(c);
+}
+
+LEAP_API void leap_ctx_destroy(struct leap_ctx **ctx)
+{
+	if (!ctx || !*ctx)
+		return;
+	leap__ctx_unref(*ctx);
+	*ctx = NULL;
+}
+
+LEAP_API const struct leap_topo *leap_ctx_topo(const struct leap_ctx *ctx)
+{
+	return ctx ? ctx->topo : NULL;
+}
+
+/* The pool of node, created on first use. -ENODEV if node has no memory. */
+int leap__ctx_pool(struct leap_ctx *c, int node, struct leap_pool **out)
+{
+	if (!leap__topo_valid_mem_node(c->topo, node))
+		return -ENODEV;
+	int rc = 0;
+	pthread_mutex_lock(&c->lock);
+	if (!c->pools[node])
+		rc = leap__pool_new(c, node, &c->pools[node]);
+	if (!rc)
+		*out = c->pools[node];
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* The worker that copies for target_node: on its CPUs, or the nearest node's. */
+int leap__ctx_worker(struct leap_ctx *c, int target_node, struct leap__worker **out)
+{
+	int n = c->topo->nearest_cpu[target_node];
+	if (n < 0)
+		n = 0; /* no node reports CPUs (odd sysfs): an unbound worker on slot 0 */
+	int rc = 0;
+	pthread_mutex_lock(&c->lock);
+	if (!c->workers[n])
+		rc = leap__worker_new(c->topo, n, &c->workers[n]);
+	if (!rc)
+		*out = c->workers[n];
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+LEAP_API const char *leap_version(void)
+{
+#define LEAP_STR2(x) #x
+#define LEAP_STR(x) LEAP_STR2(x)
+	return LEAP_STR(LEAP_VERSION_MAJOR) "." LEAP_STR(LEAP_VERSION_MINOR) "." LEAP_STR(
+		LEAP_VERSION_PATCH);
+}
+
+LEAP_API const char *leap_strerror(int err)
+{
+	switch (err < 0 ? -err : err) {
+	case 0:
+		return "success";
+	case EINVAL:
+		return "invalid argument (NULL handle, unknown flag, zero or unaligned address "
+		       "or length)";
+	case EFAULT:
+		return "range is not inside the region";
+	case ENODEV:
+		return "no such NUMA node, or the node has no memory";
+	case ENOMEM:
+		return "out of memory: the target pool is at its cap or the node is full";
+	case EBUSY:
+		return "busy: pages are in use";
+	case EOPNOTSUPP:
+		return "not supported by this kernel";
+	default:
+		return strerror(err < 0 ? -err : err);
+	}
+}

@@ -1,0 +1,255 @@
+/*
+ * leap.c - page_leap(): move a range of a region to another node.
+ *
+ * One call, in three phases, all under region->lock:
+ *   1. plan: cut [a, b) into pieces along the region's runs; pieces already on the
+ *      target stay (unless LEAP_RELOCATE). Every moving piece goes to one bank y of the
+ *      target, so the range ends as one run (one mapping); consecutive moving pieces
+ *      form one step, one copy and one remap.
+ *   2. reserve: every destination page exists before anything moves, so a full pool
+ *      (-ENOMEM) changes nothing.
+ *   3. move, on the worker bound to the target node: per step, copy the current
+ *      contents into the destination pages (pwrite from the region's own mapping), then
+ *      map the destination over the range with MAP_FIXED|MAP_POPULATE. The old pages stay
+ *      untouched until the metadata is switched, so a failed remap is undone by mapping
+ *      the old pages back.
+ * A slot (node n, bank y, page p) is used by page p only, so for a page not on the target
+ * every bank is free; a page relocated on its own node needs a bank it is not in.
+ *
+ * Not yet safe against concurrent writers: a write to a page between its copy and its
+ * remap is lost. Readers are fine (both copies hold the same bytes).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <numa.h>
+#include <sched.h>
+#include <stdlib.h>
+
+struct piece {
+	uint64_t lo, hi;
+	int node, bank;
+	bool move;
+};
+
+struct step {
+	size_t first, last; /* pieces[first .. last] */
+};
+
+struct plan {
+	struct leap_region *r;
+	struct piece *pieces;
+	size_t npieces;
+	struct step *steps;
+	size_t nsteps, done, reserved;
+	int target, bank;
+	int fd;
+	uint64_t win;
+	/* filled by the worker */
+	uint64_t copy_ns, remap_ns;
+	int cpu;
+};
+
+/* Cut [a, b) along the runs; mark what moves. */
+static int plan_pieces(struct plan *pl, uint64_t a, uint64_t b, bool relocate)
+{
+	struct leap_region *r = pl->r;
+	size_t i0 = leap__region_find_run(r, a), i1 = leap__region_find_run(r, b - 1);
+	pl->pieces = malloc((i1 - i0 + 1) * sizeof(*pl->pieces));
+	pl->steps = malloc((i1 - i0 + 1) * sizeof(*pl->steps));
+	if (!pl->pieces || !pl->steps)
+		return -ENOMEM;
+	for (size_t i = i0; i <= i1; i++) {
+		const struct leap__run *x = &r->runs[i];
+		uint64_t lo = x->pg > a ? x->pg : a, hi = x->pg + x->n < b ? x->pg + x->n : b;
+		pl->pieces[pl->npieces++] = (struct piece){
+			lo, hi, x->node, x->bank, x->node != pl->target || relocate
+		};
+	}
+	return 0;
+}
+
+/*
+ * The bank the moving pages go to: one that no page of the range already occupies on
+ * the target (pages relocating must change slot; pages staying keep theirs), preferring
+ * the bank of a neighbour on the target so the range merges with it into one mapping.
+ */
+static int choose_bank(struct plan *pl, uint64_t a, uint64_t b)
+{
+	struct leap_region *r = pl->r;
+	uint64_t busy = 0;
+	for (size_t i = 0; i < pl->npieces; i++)
+		if (pl->pieces[i].node == pl->target)
+			busy |= UINT64_C(1) << pl->pieces[i].bank;
+	int want[3] = { -1, -1, 0 };
+	if (a > 0) {
+		const struct leap__run *x = &r->runs[leap__region_find_run(r, a - 1)];
+		if (x->node == pl->target)
+			want[0] = x->bank;
+	}
+	if (b < r->npages) {
+		const struct leap__run *x = &r->runs[leap__region_find_run(r, b)];
+		if (x->node == pl->target)
+			want[1] = x->bank;
+	}
+	for (int i = 0; i < 3; i++)
+		if (want[i] >= 0 && !(busy & (UINT64_C(1) << want[i])))
+			return want[i];
+	for (int bank = 0; bank < LEAP_BANKS_MAX; bank++)
+		if (!(busy & (UINT64_C(1) << bank)))
+			return bank;
+	return -EAGAIN; /* the range spans every bank: caller splits it */
+}
+
+/* Group consecutive moving pieces into steps (one copy and one remap each). */
+static void plan_steps(struct plan *pl)
+{
+	for (size_t i = 0; i < pl->npieces; i++) {
+		if (!pl->pieces[i].move)
+			continue;
+		if (pl->nsteps && pl->steps[pl->nsteps - 1].last == i - 1)
+			pl->steps[pl->nsteps - 1].last = i;
+		else
+			pl->steps[pl->nsteps++] = (struct step){ i, i };
+	}
+}
+
+/* Map the old pages of a step back after a failed remap. */
+static void restore_step(struct plan *pl, const struct step *s)
+{
+	struct leap_region *r = pl->r;
+	for (size_t i = s->first; i <= s->last; i++) {
+		const struct piece *p = &pl->pieces[i];
+		leap__sys_map_file(r->base + p->lo * LEAP_PG, p->hi - p->lo,
+				   r->ctx->pools[p->node]->fd, r->win[p->node][p->bank] + p->lo);
+	}
+}
+
+/* Runs on the target's worker: copy and remap each step. */
+static int move_steps(void *arg)
+{
+	struct plan *pl = arg;
+	struct leap_region *r = pl->r;
+	pl->cpu = sched_getcpu();
+	for (size_t k = 0; k < pl->nsteps; k++) {
+		const struct step *s = &pl->steps[k];
+		uint64_t lo = pl->pieces[s->first].lo, n = pl->pieces[s->last].hi - lo;
+		uint64_t t0 = leap__sys_now_ns();
+		int rc = leap__sys_copy_to_file(pl->fd, pl->win + lo, r->base + lo * LEAP_PG, n);
+		uint64_t t1 = leap__sys_now_ns();
+		if (!rc)
+			rc = leap__sys_map_file(r->base + lo * LEAP_PG, n, pl->fd, pl->win + lo);
+		uint64_t t2 = leap__sys_now_ns();
+		pl->copy_ns += t1 - t0;
+		pl->remap_ns += t2 - t1;
+		if (rc) {
+			restore_step(pl, s);
+			return rc;
+		}
+		pl->done = k + 1;
+	}
+	return 0;
+}
+
+/* Switch the metadata of the steps that completed; returns pages moved. */
+static uint64_t commit(struct plan *pl)
+{
+	struct leap_region *r = pl->r;
+	struct leap_pool *dst = r->ctx->pools[pl->target];
+	uint64_t moved = 0;
+	if (!pl->reserved)
+		return 0;
+	for (size_t k = 0; k < pl->done; k++) {
+		const struct step *s = &pl->steps[k];
+		for (size_t i = s->first; i <= s->last; i++) {
+			const struct piece *p = &pl->pieces[i];
+			leap__pool_set_used(r->ctx->pools[p->node], r->win[p->node][p->bank] + p->lo,
+					    p->hi - p->lo, false);
+		}
+		uint64_t lo = pl->pieces[s->first].lo, hi = pl->pieces[s->last].hi;
+		/* cannot fail for lack of memory in practice; if it did, the runs still
+		 * describe the old pages, which are intact: report it */
+		if (leap__region_assign(r, lo, hi - lo, pl->target, pl->bank) != 0)
+			return moved;
+		moved += hi - lo;
+	}
+	/* destination pages reserved for steps that did not run go back to free */
+	for (size_t k = pl->done; k < pl->reserved; k++) {
+		uint64_t lo = pl->pieces[pl->steps[k].first].lo, hi = pl->pieces[pl->steps[k].last].hi;
+		leap__pool_set_used(dst, pl->win + lo, hi - lo, false);
+	}
+	return moved;
+}
+
+/* Move [a, b) (pages) to target. pre: region->lock held, arguments valid. */
+static int leap_locked(struct leap_region *r, uint64_t a, uint64_t b, int target, bool relocate)
+{
+	struct plan pl = { .r = r, .target = target, .cpu = -1 };
+	int rc = plan_pieces(&pl, a, b, relocate);
+	if (!rc) {
+		pl.bank = choose_bank(&pl, a, b);
+		if (pl.bank == -EAGAIN) {
+			/* 64 banks in one range: move it in two halves */
+			free(pl.pieces);
+			free(pl.steps);
+			uint64_t mid = a + (b - a) / 2;
+			rc = leap_locked(r, a, mid, target, relocate);
+			if (rc < 0)
+				return rc;
+			int rc2 = leap_locked(r, mid, b, target, relocate);
+			return rc2 < 0 ? rc2 : rc + rc2;
+		}
+		plan_steps(&pl);
+	}
+	if (!rc && pl.nsteps)
+		rc = leap__region_window(r, target, pl.bank, &pl.win);
+	struct leap_pool *dst = NULL;
+	if (!rc && pl.nsteps)
+		rc = leap__ctx_pool(r->ctx, target, &dst);
+	for (size_t k = 0; !rc && k < pl.nsteps; k++) {
+		uint64_t lo = pl.pieces[pl.steps[k].first].lo, hi = pl.pieces[pl.steps[k].last].hi;
+		rc = leap__pool_reserve(dst, pl.win + lo, hi - lo);
+		if (!rc)
+			pl.reserved = k + 1;
+	}
+	struct leap__worker *w = NULL;
+	if (!rc && pl.nsteps)
+		rc = leap__ctx_worker(r->ctx, target, &w);
+	if (!rc && pl.nsteps) {
+		pl.fd = dst->fd;
+		rc = leap__worker_call(w, move_steps, &pl);
+	}
+	uint64_t moved = commit(&pl);
+	if (moved) {
+		r->st.leaps++;
+		r->st.pages_moved += moved;
+		r->st.bytes_copied += moved * LEAP_PG;
+		r->st.copy_ns += pl.copy_ns;
+		r->st.remap_ns += pl.remap_ns;
+		r->st.last_worker_cpu = pl.cpu;
+		r->st.last_worker_node = pl.cpu >= 0 ? numa_node_of_cpu(pl.cpu) : -1;
+	}
+	free(pl.pieces);
+	free(pl.steps);
+	if (rc)
+		return rc;
+	return moved > INT32_MAX ? INT32_MAX : (int)moved;
+}
+
+LEAP_API int page_leap(struct leap_region *r, void *addr, size_t len, int node, unsigned flags)
+{
+	if (!r || (flags & ~LEAP_RELOCATE) || len == 0 || (uintptr_t)addr % LEAP_PAGE_SIZE ||
+	    len % LEAP_PAGE_SIZE)
+		return -EINVAL;
+	char *a = addr;
+	if (a < r->base || (uint64_t)(a - r->base) > r->npages * LEAP_PG ||
+	    len > r->npages * LEAP_PG - (uint64_t)(a - r->base))
+		return -EFAULT;
+	if (!leap__topo_valid_mem_node(r->ctx->topo, node))
+		return -ENODEV;
+	uint64_t pg = (uint64_t)(a - r->base) / LEAP_PG;
+	pthread_mutex_lock(&r->lock);
+	int rc = leap_locked(r, pg, pg + len / LEAP_PG, node, flags & LEAP_RELOCATE);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}

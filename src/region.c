@@ -1,0 +1,265 @@
+/*
+ * region.c - a reserved virtual range whose pages live in pool pages.
+ *
+ * Layout. A region of N pages takes, in the pool of each node it uses, one window of N
+ * pages of pool offset space per bank. Page p of the region, when on node n in bank b,
+ * lives at pool offset win[n][b] + p. Two neighbouring pages on the same node and bank
+ * are therefore always neighbours in the same file, and the kernel keeps them in one
+ * mapping. A region needs exactly as many kernel mappings as it has runs (maximal ranges
+ * of pages with the same node and bank), whatever its history: the mapping count is
+ * bounded by the placement, not by the number of migrations.
+ *
+ * Banks exist for relocation: a page that moves to fresh physical pages on the node it
+ * is already on needs a second slot on that node. Moving between nodes uses bank 0
+ * unless a neighbour suggests another (see leap.c), so regions that only move between
+ * nodes have exactly one run per stretch of pages on one node.
+ *
+ * Threads: region->lock serializes page_leap(), queries and stats. base, npages and
+ * resv_len never change after creation and are read without the lock.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t leap__region_find_run(const struct leap_region *r, uint64_t pg)
+{
+	size_t a = 0, b = r->nruns;
+	while (b - a > 1) {
+		size_t m = a + (b - a) / 2;
+		if (r->runs[m].pg <= pg)
+			a = m;
+		else
+			b = m;
+	}
+	return a;
+}
+
+int leap__region_window(struct leap_region *r, int node, int bank, uint64_t *off)
+{
+	if (r->win[node][bank] == UINT64_MAX) {
+		struct leap_pool *p;
+		int rc = leap__ctx_pool(r->ctx, node, &p);
+		if (!rc)
+			rc = leap__pool_window_get(p, r->npages, &r->win[node][bank]);
+		if (rc)
+			return rc;
+	}
+	*off = r->win[node][bank];
+	return 0;
+}
+
+static int same_place(const struct leap__run *a, const struct leap__run *b)
+{
+	return a->node == b->node && a->bank == b->bank && a->pg + a->n == b->pg;
+}
+
+/*
+ * Make [pg, pg+n) one run on (node, bank), cutting the runs it overlaps, and merge it
+ * with neighbours on the same node and bank. Rebuilds the array: O(runs), and runs are
+ * few (they are the region's kernel mappings).
+ */
+int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int node, int bank)
+{
+	size_t cap = r->nruns + 3;
+	struct leap__run *out = malloc(cap * sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	size_t k = 0;
+	uint64_t end = pg + n;
+	struct leap__run mid = { pg, n, node, bank };
+	bool placed = false;
+	for (size_t i = 0; i < r->nruns; i++) {
+		struct leap__run x = r->runs[i];
+		uint64_t xe = x.pg + x.n;
+		if (xe <= pg || x.pg >= end) { /* untouched */
+			if (x.pg >= end && !placed) {
+				out[k++] = mid;
+				placed = true;
+			}
+			out[k++] = x;
+			continue;
+		}
+		if (x.pg < pg) /* left part survives */
+			out[k++] = (struct leap__run){ x.pg, pg - x.pg, x.node, x.bank };
+		if (!placed) {
+			out[k++] = mid;
+			placed = true;
+		}
+		if (xe > end) /* right part survives */
+			out[k++] = (struct leap__run){ end, xe - end, x.node, x.bank };
+	}
+	if (!placed)
+		out[k++] = mid;
+	/* merge equal neighbours */
+	size_t m = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (m && same_place(&out[m - 1], &out[i]))
+			out[m - 1].n += out[i].n;
+		else
+			out[m++] = out[i];
+	}
+	free(r->runs);
+	r->runs = out;
+	r->nruns = m;
+	r->runs_cap = cap;
+	return 0;
+}
+
+/* Release everything a (possibly half-built) region holds. */
+static void region_free(struct leap_region *r)
+{
+	if (r->base)
+		leap__sys_unmap(r->base, r->resv_len);
+	int count = r->ctx->topo->count;
+	for (size_t i = 0; i < r->nruns; i++) {
+		struct leap__run *x = &r->runs[i];
+		struct leap_pool *p = r->ctx->pools[x->node];
+		leap__pool_set_used(p, r->win[x->node][x->bank] + x->pg, x->n, false);
+	}
+	for (int n = 0; r->win && n < count; n++)
+		for (int b = 0; b < LEAP_BANKS_MAX; b++)
+			if (r->win[n][b] != UINT64_MAX)
+				leap__pool_window_put(r->ctx->pools[n], r->win[n][b], r->npages);
+	free(r->win);
+	free(r->runs);
+	pthread_mutex_destroy(&r->lock);
+	leap__ctx_unref(r->ctx);
+	free(r);
+}
+
+/* Check that place[] is sorted, aligned and covers [0, length) exactly. */
+static int check_placement(struct leap_ctx *ctx, size_t length, const struct leap_place *place,
+			   size_t nplace)
+{
+	size_t at = 0;
+	for (size_t i = 0; i < nplace; i++) {
+		if (place[i].offset != at || place[i].length == 0 ||
+		    place[i].length % LEAP_PAGE_SIZE || place[i].length > length - at)
+			return -EINVAL;
+		at += place[i].length;
+	}
+	if (at != length)
+		return -EINVAL;
+	for (size_t i = 0; i < nplace; i++)
+		if (!leap__topo_valid_mem_node(ctx->topo, place[i].node))
+			return -ENODEV;
+	return 0;
+}
+
+/* Back [pg, pg+n) with fresh pages of node's pool, bank 0, and record the run. */
+static int place_range(struct leap_region *r, uint64_t pg, uint64_t n, int node)
+{
+	uint64_t win;
+	int rc = leap__region_window(r, node, 0, &win);
+	if (rc)
+		return rc;
+	struct leap_pool *p = r->ctx->pools[node];
+	rc = leap__pool_reserve(p, win + pg, n);
+	if (rc)
+		return rc;
+	rc = leap__sys_map_file(r->base + pg * LEAP_PG, n, p->fd, win + pg);
+	if (!rc)
+		rc = leap__region_assign(r, pg, n, node, 0);
+	if (rc)
+		leap__pool_set_used(p, win + pg, n, false);
+	return rc;
+}
+
+LEAP_API int leap_region_new_placed(struct leap_ctx *ctx, size_t length,
+				    const struct leap_place *place, size_t nplace,
+				    struct leap_region **out)
+{
+	if (!ctx || !out || !place || !nplace || !length || length % LEAP_PAGE_SIZE)
+		return -EINVAL;
+	int rc = check_placement(ctx, length, place, nplace);
+	if (rc)
+		return rc;
+	struct leap_region *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	leap__ctx_ref(ctx);
+	r->ctx = ctx;
+	r->npages = length / LEAP_PG;
+	r->resv_len = length;
+	pthread_mutex_init(&r->lock, NULL);
+	r->st.last_worker_cpu = -1;
+	r->st.last_worker_node = -1;
+	r->win = malloc((size_t)ctx->topo->count * sizeof(*r->win));
+	if (!r->win) {
+		region_free(r);
+		return -ENOMEM;
+	}
+	memset(r->win, 0xff, (size_t)ctx->topo->count * sizeof(*r->win));
+	void *base;
+	rc = leap__sys_reserve(length, LEAP_REGION_ALIGN, &base);
+	if (rc) {
+		region_free(r);
+		return rc;
+	}
+	r->base = base;
+	for (size_t i = 0; i < nplace && !rc; i++)
+		rc = place_range(r, place[i].offset / LEAP_PG, place[i].length / LEAP_PG,
+				 place[i].node);
+	if (rc) {
+		region_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+LEAP_API int leap_region_new(struct leap_ctx *ctx, size_t length, int node,
+			     struct leap_region **out)
+{
+	struct leap_place one = { 0, length, node };
+	return leap_region_new_placed(ctx, length, &one, 1, out);
+}
+
+LEAP_API void leap_region_destroy(struct leap_region **region)
+{
+	if (!region || !*region)
+		return;
+	region_free(*region);
+	*region = NULL;
+}
+
+LEAP_API void *leap_region_addr(const struct leap_region *r)
+{
+	return r ? r->base : NULL;
+}
+
+LEAP_API size_t leap_region_length(const struct leap_region *r)
+{
+	return r ? (size_t)(r->npages * LEAP_PG) : 0;
+}
+
+LEAP_API int leap_node_of(struct leap_region *r, const void *addr)
+{
+	if (!r)
+		return -EINVAL;
+	const char *a = addr;
+	if (a < r->base || (uint64_t)(a - r->base) >= r->npages * LEAP_PG)
+		return -EFAULT;
+	pthread_mutex_lock(&r->lock);
+	int node = r->runs[leap__region_find_run(r, (uint64_t)(a - r->base) / LEAP_PG)].node;
+	pthread_mutex_unlock(&r->lock);
+	return node;
+}
+
+LEAP_API int leap_region_stats(struct leap_region *r, struct leap_region_stats *st)
+{
+	if (!r || !st || st->size < sizeof(*st))
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	size_t size = st->size;
+	*st = r->st;
+	st->size = size;
+	st->length = r->npages * LEAP_PG;
+	st->runs = r->nruns;
+	st->metadata_bytes = sizeof(*r) + r->runs_cap * sizeof(*r->runs) +
+			     (uint64_t)r->ctx->topo->count * sizeof(*r->win);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Test runner: runs every test program in DIR (t_*), each under a timeout, prints one line
+# per test and closes with "N passed, N failed, N skipped". Exit 0 only if none failed.
+# POSIX sh: the same script runs inside the busybox guests.
+# usage: run.sh DIR [TIMEOUT_S]
+dir=${1:?test dir}
+limit=${2:-${LEAP_TEST_TIMEOUT:-900}}
+pass=0 fail=0 skipped=0
+log=${TMPDIR:-/tmp}/leap-test.$$
+for t in "$dir"/t_*; do
+	[ -x "$t" ] || continue
+	name=$(basename "$t")
+	start=$(date +%s)
+	timeout "$limit" "$t" >"$log" 2>&1
+	rc=$?
+	secs=$(( $(date +%s) - start ))
+	case $rc in
+	0) pass=$((pass + 1)); echo "PASS $name (${secs}s)"; grep -E '^[a-z_]+: (measured|bound|note)' "$log" | sed 's/^/     /' ;;
+	77) skipped=$((skipped + 1)); echo "SKIP $name: $(grep -m1 SKIP "$log" | sed 's/.*SKIP: //')" ;;
+	124) fail=$((fail + 1)); echo "FAIL $name (timed out after ${limit}s)"; tail -n 20 "$log" | sed 's/^/     /' ;;
+	*) fail=$((fail + 1)); echo "FAIL $name (exit $rc, ${secs}s)"; tail -n 30 "$log" | sed 's/^/     /' ;;
+	esac
+done
+rm -f "$log"
+# the C++ header check is a build-time test; run it if it is there
+if [ -x "$dir/cxx_header" ]; then
+	if "$dir/cxx_header"; then pass=$((pass + 1)); echo "PASS cxx_header"; else fail=$((fail + 1)); echo "FAIL cxx_header"; fi
+fi
+echo "$pass passed, $fail failed, $skipped skipped"
+[ "$fail" -eq 0 ] && [ $((pass + fail)) -gt 0 ]

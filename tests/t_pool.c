@@ -1,0 +1,110 @@
+/* Pools: every page a pool holds is on the pool's node (asked of the kernel through a
+ * mapping of the pool's memfd), pages are kept and reused across migrations, trimmed on
+ * request, and nothing is left behind when regions go away. */
+#include "util.h"
+
+#include <sys/mman.h>
+
+static struct leap_pool_stats pstats(struct leap_pool *p)
+{
+	struct leap_pool_stats s = { .size = sizeof(s) };
+	OK(leap_pool_stats(p, &s));
+	return s;
+}
+
+/* Map every allocated extent of the pool's memfd (SEEK_DATA/SEEK_HOLE) and check that
+ * the kernel puts each of its pages on node. Returns the pages checked. */
+static size_t check_pool_placement(struct leap_pool *pool, int node)
+{
+	int fd = leap_pool_fd(pool);
+	off_t end = lseek(fd, 0, SEEK_END), at = 0;
+	size_t checked = 0;
+	while (at < end) {
+		off_t d = lseek(fd, at, SEEK_DATA);
+		if (d < 0)
+			break;
+		off_t h = lseek(fd, d, SEEK_HOLE);
+		size_t len = (size_t)(h - d);
+		void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, d);
+		CHECK(m != MAP_FAILED, "map pool extent: %s", strerror(errno));
+		expect_kernel_node(m, len / PG, node, "pool page");
+		munmap(m, len);
+		checked += len / PG;
+		at = h;
+	}
+	return checked;
+}
+
+int main(void)
+{
+	t_name = "t_pool";
+	struct leap_ctx *ctx;
+	OK(leap_ctx_new(NULL, &ctx));
+	int nodes[64];
+	int nn = mem_nodes(leap_ctx_topo(ctx), nodes, 64);
+	const size_t len = 8 << 20;
+	for (int i = 0; i < nn; i++) {
+		int a = nodes[i], b = nodes[(i + 1) % nn];
+		unsigned fl = a == b ? LEAP_RELOCATE : 0; /* one node: relocate instead */
+		struct leap_pool *pa, *pb;
+		OK(leap_pool_get(ctx, a, &pa));
+		OK(leap_pool_get(ctx, b, &pb));
+		struct leap_pool_stats s0a = pstats(pa), s0b = pstats(pb);
+		CHECK(s0a.node == a && s0a.cap_bytes > 0, "pool node/cap");
+		struct leap_region *r;
+		OK(leap_region_new(ctx, len, a, &r));
+		char *p = leap_region_addr(r);
+		struct leap_pool_stats s = pstats(pa);
+		CHECK(s.capacity_bytes == s0a.capacity_bytes + len && s.used_bytes == s0a.used_bytes + len,
+		      "pool %d after region: capacity %" PRIu64 " used %" PRIu64, a, s.capacity_bytes,
+		      s.used_bytes);
+		CHECK(s.extents_in_use >= 1, "extents in use");
+		fill_pages(p, len / PG, 3);
+		/* there and back: the second trip reuses the pages kept from the first */
+		OK(page_leap(r, p, len, b, fl));
+		struct leap_pool_stats s1a = pstats(pa), s1b = pstats(pb);
+		if (a != b) {
+			CHECK(s1a.used_bytes == s0a.used_bytes && s1a.free_bytes == s0a.free_bytes + len,
+			      "source pool keeps the pages as free");
+			CHECK(s1b.used_bytes == s0b.used_bytes + len, "target pool used");
+		} else {
+			CHECK(s1a.used_bytes == s0a.used_bytes + len && s1a.free_bytes == s0a.free_bytes + len,
+			      "relocation keeps the old pages as free");
+		}
+		OK(page_leap(r, p, len, a, fl));
+		OK(page_leap(r, p, len, b, fl));
+		struct leap_pool_stats s2a = pstats(pa), s2b = pstats(pb);
+		CHECK(s2a.capacity_bytes == s1a.capacity_bytes && s2b.capacity_bytes == s1b.capacity_bytes,
+		      "pools grew on the second trip: pages were not reused");
+		check_pages(p, len / PG, 3, "after trips");
+		/* every page either pool holds is on its node, per the kernel */
+		size_t ca = check_pool_placement(pa, a), cb = check_pool_placement(pb, b);
+		CHECK(ca * PG == s2a.capacity_bytes && cb * PG == s2b.capacity_bytes,
+		      "pool files hold %zu/%zu pages, stats say %" PRIu64 "/%" PRIu64, ca, cb,
+		      s2a.capacity_bytes / PG, s2b.capacity_bytes / PG);
+		CHECK(s2a.largest_free_bytes == len && s2a.free_extents == 1, "largest free %" PRIu64,
+		      s2a.largest_free_bytes);
+		/* a cap below what regions use is refused; trim gives the free pages back */
+		ERR(leap_pool_set_cap(pb, s2b.used_bytes - PG), EBUSY);
+		int64_t released = OK(leap_pool_trim(pa));
+		CHECK(released == (int64_t)len, "trim released %" PRId64, released);
+		CHECK(pstats(pa).free_bytes == 0, "free after trim");
+		CHECK(check_pool_placement(pa, a) * PG == pstats(pa).capacity_bytes, "pool file after trim");
+		check_pages(p, len / PG, 3, "after trim");
+		leap_region_destroy(&r);
+		struct leap_pool_stats ea = pstats(pa), eb = pstats(pb);
+		CHECK(ea.used_bytes == 0 && ea.capacity_bytes == 0 && eb.used_bytes == 0 &&
+			      eb.capacity_bytes == 0,
+		      "pages left in pools after destroy: %" PRIu64 " %" PRIu64, ea.capacity_bytes,
+		      eb.capacity_bytes);
+		CHECK(check_pool_placement(pa, a) == 0, "pool file still holds pages");
+		say("pool %d <-> %d: %zu + %zu pool pages checked on their nodes", a, b, ca, cb);
+	}
+	struct leap_pool *none;
+	ERR(leap_pool_get(ctx, 4096, &none), ENODEV);
+	ERR(leap_pool_get(ctx, -1, &none), ENODEV);
+	ERR(leap_pool_get(NULL, 0, &none), EINVAL);
+	ERR(leap_pool_stats(NULL, &(struct leap_pool_stats){ .size = sizeof(struct leap_pool_stats) }), EINVAL);
+	leap_ctx_destroy(&ctx);
+	return 0;
+}

@@ -27,15 +27,16 @@
 #define LEAP_REGION_ALIGN (2u << 20)
 /* A region may use this many banks (see region.c) per node. */
 #define LEAP_BANKS_MAX 64
-/* Pool offset space is bound to its node in steps of this many pages (64 GiB). */
-#define LEAP_POOL_BIND_STEP (UINT64_C(16) << 20)
+/* Offset space of one pool (bytes of address space, not memory): the sum of the windows
+ * of all regions on a node, one window per bank in use, must fit. */
+#define LEAP_POOL_SPACE (UINT64_C(1) << 40)
 
 /* ------------------------------------------------------------ sys.c */
 int leap__sys_memfd(const char *name);
-int leap__sys_bind_file(int fd, uint64_t pg_off, uint64_t npages, int node);
+int leap__sys_map_pool(int fd, uint64_t bytes, int node, void **out);
+int leap__sys_populate_write(void *addr, uint64_t npages);
 int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages);
 int leap__sys_punch(int fd, uint64_t pg_off, uint64_t npages);
-int leap__sys_copy_to_file(int fd, uint64_t pg_off, const void *src, uint64_t npages);
 int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off);
 int leap__sys_reserve(size_t len, size_t align, void **out);
 void leap__sys_unmap(void *addr, size_t len);
@@ -77,19 +78,19 @@ int leap__topo_valid_mem_node(const struct leap_topo *t, int node);
 
 /* ------------------------------------------------------------ pool.c */
 /*
- * A node's pool: one memfd whose whole offset space is bound to the node (shared
- * memory policy, set before any page exists). Pages are allocated (fallocate) on demand
- * and kept for reuse when a region stops using them; see pool.c.
+ * A node's pool: one memfd whose whole offset space is mapped once (map) and bound to
+ * the node (shared memory policy, set before any page exists). Pages are allocated
+ * (fallocate) on demand and kept for reuse when a region stops using them; see pool.c.
  */
 struct leap_pool {
 	struct leap_ctx *ctx;
 	int node;
 	int fd;
+	char *map; /* the pool's offset space [0, LEAP_POOL_SPACE), for copying into */
 	pthread_mutex_t lock;
 	/* all below under lock */
 	uint64_t cap;		   /* pages */
 	uint64_t space_end;	   /* offset space handed out or free: [0, space_end) */
-	uint64_t bound_end;	   /* offset space bound to the node: [0, bound_end) */
 	struct leap__ivset space_free; /* offset space not owned by any window */
 	struct leap__ivset alloc;  /* pages that exist (allocated in the memfd) */
 	struct leap__ivset used;   /* pages mapped by a region */

@@ -8,9 +8,10 @@
  *      form one step, one copy and one remap.
  *   2. reserve: every destination page exists before anything moves, so a full pool
  *      (-ENOMEM) changes nothing.
- *   3. move, on the worker bound to the target node: per step, copy the current
- *      contents into the destination pages (pwrite from the region's own mapping), then
- *      map the destination over the range with MAP_FIXED|MAP_POPULATE. The old pages stay
+ *   3. move, on the worker bound to the target node: per step, populate the
+ *      destination in the pool's own mapping (one madvise, no per-page faults), memcpy
+ *      the current contents into it, then map the destination over the range with
+ *      MAP_FIXED|MAP_POPULATE. The old pages stay
  *      untouched until the metadata is switched, so a failed remap is undone by mapping
  *      the old pages back.
  * A slot (node n, bank y, page p) is used by page p only, so for a page not on the target
@@ -25,6 +26,7 @@
 #include <numa.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct piece {
 	uint64_t lo, hi;
@@ -43,7 +45,7 @@ struct plan {
 	struct step *steps;
 	size_t nsteps, done, reserved;
 	int target, bank;
-	int fd;
+	struct leap_pool *dst;
 	uint64_t win;
 	/* filled by the worker */
 	uint64_t copy_ns, remap_ns;
@@ -70,18 +72,26 @@ static int plan_pieces(struct plan *pl, uint64_t a, uint64_t b, bool relocate)
 }
 
 /*
- * The bank the moving pages go to: one that no page of the range already occupies on
- * the target (pages relocating must change slot; pages staying keep theirs), preferring
- * the bank of a neighbour on the target so the range merges with it into one mapping.
+ * The bank the moving pages go to. A page relocating on the target must change slot, so
+ * banks that relocating pages are in are out; a page coming from another node has no
+ * slot on the target, so any other bank is free for it. Prefer the bank of a neighbour
+ * on the target, then that of pages staying in the range, so the range merges with them
+ * into one mapping; else bank 0.
  */
 static int choose_bank(struct plan *pl, uint64_t a, uint64_t b)
 {
 	struct leap_region *r = pl->r;
 	uint64_t busy = 0;
-	for (size_t i = 0; i < pl->npieces; i++)
-		if (pl->pieces[i].node == pl->target)
-			busy |= UINT64_C(1) << pl->pieces[i].bank;
-	int want[3] = { -1, -1, 0 };
+	int want[4] = { -1, -1, -1, 0 };
+	for (size_t i = 0; i < pl->npieces; i++) {
+		const struct piece *p = &pl->pieces[i];
+		if (p->node != pl->target)
+			continue;
+		if (p->move)
+			busy |= UINT64_C(1) << p->bank;
+		else if (want[2] < 0)
+			want[2] = p->bank;
+	}
 	if (a > 0) {
 		const struct leap__run *x = &r->runs[leap__region_find_run(r, a - 1)];
 		if (x->node == pl->target)
@@ -92,7 +102,7 @@ static int choose_bank(struct plan *pl, uint64_t a, uint64_t b)
 		if (x->node == pl->target)
 			want[1] = x->bank;
 	}
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		if (want[i] >= 0 && !(busy & (UINT64_C(1) << want[i])))
 			return want[i];
 	for (int bank = 0; bank < LEAP_BANKS_MAX; bank++)
@@ -135,10 +145,13 @@ static int move_steps(void *arg)
 		const struct step *s = &pl->steps[k];
 		uint64_t lo = pl->pieces[s->first].lo, n = pl->pieces[s->last].hi - lo;
 		uint64_t t0 = leap__sys_now_ns();
-		int rc = leap__sys_copy_to_file(pl->fd, pl->win + lo, r->base + lo * LEAP_PG, n);
+		char *dst = pl->dst->map + (pl->win + lo) * LEAP_PG;
+		int rc = leap__sys_populate_write(dst, n);
+		if (!rc)
+			memcpy(dst, r->base + lo * LEAP_PG, n * LEAP_PG);
 		uint64_t t1 = leap__sys_now_ns();
 		if (!rc)
-			rc = leap__sys_map_file(r->base + lo * LEAP_PG, n, pl->fd, pl->win + lo);
+			rc = leap__sys_map_file(r->base + lo * LEAP_PG, n, pl->dst->fd, pl->win + lo);
 		uint64_t t2 = leap__sys_now_ns();
 		pl->copy_ns += t1 - t0;
 		pl->remap_ns += t2 - t1;
@@ -216,7 +229,7 @@ static int leap_locked(struct leap_region *r, uint64_t a, uint64_t b, int target
 	if (!rc && pl.nsteps)
 		rc = leap__ctx_worker(r->ctx, target, &w);
 	if (!rc && pl.nsteps) {
-		pl.fd = dst->fd;
+		pl.dst = dst;
 		rc = leap__worker_call(w, move_steps, &pl);
 	}
 	uint64_t moved = commit(&pl);

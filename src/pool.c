@@ -2,9 +2,9 @@
  * pool.c - a node's pool of physical pages.
  *
  * A pool is one memfd. Its offset space (sparse, virtual: it costs nothing until a page
- * is allocated) is bound to the pool's node with a shared memory policy before any page
- * exists, in steps of LEAP_POOL_BIND_STEP pages, so every page the file ever gets is on
- * that node, whoever allocates it and however.
+ * is allocated) is mapped once into the library (pool->map, the destination of copies)
+ * and bound to the pool's node with a shared memory policy before any page exists, so
+ * every page the file ever gets is on that node, whoever allocates it and however.
  *
  * The offset space is handed out to regions in windows (extents of the offset space; a
  * region takes one window per bank it uses on this node, see region.c). Inside a window,
@@ -41,6 +41,14 @@ int leap__pool_new(struct leap_ctx *ctx, int node, struct leap_pool **out)
 		free(p);
 		return rc;
 	}
+	void *map;
+	int rc = leap__sys_map_pool(p->fd, LEAP_POOL_SPACE, node, &map);
+	if (rc) {
+		close(p->fd);
+		free(p);
+		return rc;
+	}
+	p->map = map;
 	p->ctx = ctx;
 	p->node = node;
 	p->cap = ctx->pool_cap ? ctx->pool_cap : ctx->topo->mem_total[node] / LEAP_PG;
@@ -53,6 +61,7 @@ void leap__pool_free(struct leap_pool *p)
 {
 	if (!p)
 		return;
+	leap__sys_unmap(p->map, LEAP_POOL_SPACE);
 	close(p->fd);
 	leap__ivset_free(&p->space_free);
 	leap__ivset_free(&p->alloc);
@@ -94,14 +103,9 @@ int leap__pool_window_get(struct leap_pool *p, uint64_t npages, uint64_t *off)
 		goto out;
 	}
 	uint64_t end = p->space_end + npages;
-	if (end > p->bound_end) {
-		/* bind whole steps so the file's policy tree stays a handful of ranges */
-		uint64_t step = end - p->bound_end;
-		step = (step + LEAP_POOL_BIND_STEP - 1) / LEAP_POOL_BIND_STEP * LEAP_POOL_BIND_STEP;
-		rc = leap__sys_bind_file(p->fd, p->bound_end, step, p->node);
-		if (rc)
-			goto out;
-		p->bound_end += step;
+	if (end > LEAP_POOL_SPACE / LEAP_PG) {
+		rc = -ENOMEM; /* out of offset space, not memory: see LEAP_POOL_SPACE */
+		goto out;
 	}
 	*off = p->space_end;
 	p->space_end = end;

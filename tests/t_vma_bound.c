@@ -12,7 +12,7 @@
 int main(void)
 {
 	t_name = "t_vma_bound";
-	uint64_t seed = test_seed();
+	uint64_t seed0 = test_seed(), seed = seed0;
 	size_t mb = (size_t)env_long("LEAP_VMA_MB", 256);
 	long iters = env_long("LEAP_VMA_ITER", 10000);
 	struct leap_ctx *ctx;
@@ -44,7 +44,7 @@ int main(void)
 		int moved = page_leap(r, p + lo * PG, n * PG, target, nn == 1 ? LEAP_RELOCATE : 0);
 		if (moved < 0)
 			FAIL("iteration %ld: page_leap(%zu+%zu -> %d) = %d (seed %" PRIu64 ")", it, lo, n,
-			     target, moved, seed);
+			     target, moved, seed0);
 		for (size_t k = lo; k < lo + n; k++)
 			node[k] = target;
 		struct leap_region_stats st = { .size = sizeof(st) };
@@ -60,13 +60,13 @@ int main(void)
 	CHECK(maps == (int)st.runs, "kernel has %d mappings, library %" PRIu64 " runs", maps, st.runs);
 	if (nn > 1)
 		CHECK(st.runs == changes + 1, "runs %" PRIu64 " but %zu node changes (seed %" PRIu64 ")",
-		      st.runs, changes, seed);
+		      st.runs, changes, seed0);
 	CHECK(st.runs <= 2 * (uint64_t)iters + 1, "runs beyond two per migration");
 	for (size_t k = 0; k < np; k++) {
 		uint64_t got = *(uint64_t *)(p + k * PG + (k % 512) * 8);
 		if (got != want[k])
 			FAIL("page %zu holds %" PRIx64 ", want %" PRIx64 " (seed %" PRIu64 ")", k, got,
-			     want[k], seed);
+			     want[k], seed0);
 		CHECK(leap_node_of(r, p + k * PG) == node[k], "node_of page %zu", k);
 	}
 	int *kn = malloc(np * sizeof(int));
@@ -74,7 +74,7 @@ int main(void)
 	for (size_t k = 0; k < np; k++)
 		if (kn[k] != node[k])
 			FAIL("kernel: page %zu on node %d, want %d (seed %" PRIu64 ")", k, kn[k], node[k],
-			     seed);
+			     seed0);
 	/* pool accounting: exactly the region's pages are in use, nothing leaks on destroy */
 	uint64_t used = 0;
 	for (int i = 0; i < nn; i++) {

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Boot one emulated-NUMA guest (QEMU, software emulation) and run the tests or the demo.
+# usage: run.sh BUILD_DIR TOPOLOGY MODE [KERNEL_VERSION]
+#   TOPOLOGY: 2node | 4node | memonly (2 nodes with CPUs + a memory-only node, like CXL)
+#   MODE: check | demo          KERNEL_VERSION: 6.12 (default) | 6.1
+# Exit 0 only if the guest reported success; the guest's output goes to stdout.
+set -euo pipefail
+b=${1:?build dir}
+topo=${2:?topology}
+mode=${3:-check}
+kver=${4:-6.12}
+here=$(cd "$(dirname "$0")" && pwd)
+kernel=$(bash "$here/kernel.sh" "$kver" "$b/vm")
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,tests,proc,sys,dev,tmp}
+cp /bin/busybox "$root/bin/busybox"
+cp "$here/init" "$root/init"
+cp "$here/../../tests/run.sh" "$root/run.sh"
+cp "$b"/static/t_* "$root/tests/"
+cp "$b/static/pageleap" "$b/static/guest-exit" "$root/bin/"
+chmod +x "$root/init"
+initrd="$b/vm/initrd-$$.gz"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd"
+trap 'rm -rf "$root" "$initrd"' EXIT
+
+case $topo in
+2node)
+	numa=(-smp 2 -m 2G
+		-object memory-backend-ram,id=m0,size=1G -object memory-backend-ram,id=m1,size=1G
+		-numa node,nodeid=0,cpus=0,memdev=m0 -numa node,nodeid=1,cpus=1,memdev=m1
+		-numa dist,src=0,dst=1,val=20) ;;
+4node)
+	# two "sockets" of two nodes each: near pairs 0-1 and 2-3
+	numa=(-smp 4 -m 2G)
+	for n in 0 1 2 3; do
+		numa+=(-object memory-backend-ram,id=m$n,size=512M -numa node,nodeid=$n,cpus=$n,memdev=m$n)
+	done
+	numa+=(-numa dist,src=0,dst=1,val=12 -numa dist,src=0,dst=2,val=20 -numa dist,src=0,dst=3,val=22
+		-numa dist,src=1,dst=2,val=22 -numa dist,src=1,dst=3,val=20 -numa dist,src=2,dst=3,val=12) ;;
+memonly)
+	# node 2 has memory and no CPUs; node 1 is its nearest node with CPUs
+	numa=(-smp 2 -m 3G
+		-object memory-backend-ram,id=m0,size=1G -object memory-backend-ram,id=m1,size=1G
+		-object memory-backend-ram,id=m2,size=1G
+		-numa node,nodeid=0,cpus=0,memdev=m0 -numa node,nodeid=1,cpus=1,memdev=m1
+		-numa node,nodeid=2,memdev=m2
+		-numa dist,src=0,dst=1,val=20 -numa dist,src=0,dst=2,val=30 -numa dist,src=1,dst=2,val=17) ;;
+*) echo "run.sh: unknown topology $topo" >&2; exit 2 ;;
+esac
+
+echo "=== guest $topo (Linux $kver, $mode): emulated NUMA under QEMU; timings are not hardware timings"
+set +e
+timeout "${LEAP_VM_TIMEOUT:-1500}" qemu-system-x86_64 -machine q35 -cpu max "${numa[@]}" \
+	-kernel "$kernel" -initrd "$initrd" \
+	-append "console=ttyS0 quiet panic=-1 leap.mode=$mode ${LEAP_GUEST_ENV:+leap.env=$LEAP_GUEST_ENV}" \
+	-nographic -no-reboot -monitor none -device isa-debug-exit,iobase=0xf4,iosize=0x04 |
+	tr -d '\r'
+rc=${PIPESTATUS[0]}
+set -e
+# guest-exit CODE makes QEMU exit with (CODE << 1) | 1
+case $rc in
+1) echo "=== guest $topo: passed"; exit 0 ;;
+124) echo "=== guest $topo: FAILED: timed out" ;;
+*) if [ $((rc & 1)) -eq 1 ]; then echo "=== guest $topo: FAILED: guest reported $((rc >> 1))"
+   else echo "=== guest $topo: FAILED: the guest did not report (qemu exit $rc)"; fi ;;
+esac
+exit 1

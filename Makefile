@@ -36,7 +36,7 @@ $(B)/pic/%.o: src/%.c src/internal.h include/pageleap.h | $(B)/pic
 	$(CC) $(BASEFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(SHLIB): $(PIC_OBJ) src/libpageleap.map
-	$(CC) -shared -Wl,-soname,libpageleap.so.$(SOVER) -Wl,--version-script=src/libpageleap.map \
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libpageleap.so.$(SOVER) -Wl,--version-script=src/libpageleap.map \
 		-o $@ $(PIC_OBJ) $(LIBS)
 	ln -sf libpageleap.so.$(VERSION) $(B)/libpageleap.so.$(SOVER)
 	ln -sf libpageleap.so.$(SOVER) $(B)/libpageleap.so
@@ -50,7 +50,7 @@ $(B)/tests/%: tests/%.c tests/util.h $(STLIB) | $(B)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $< -o $@ $(STLIB) $(LIBS)
 # the public header must compile as C++ too
 $(B)/tests/cxx_header: tests/cxx_header.cc include/pageleap.h $(STLIB) | $(B)/tests
-	$(CXX) -std=c++11 -Iinclude -Wall -Wextra -Werror -pedantic $< -o $@ $(STLIB) $(LIBS)
+	$(CXX) -std=c++11 -Iinclude -Wall -Wextra -Werror -pedantic $(CFLAGS) $< -o $@ $(STLIB) $(LIBS)
 
 # static binaries for the initramfs of the emulated-NUMA guests
 $(B)/static/%: tests/%.c tests/util.h $(STLIB) | $(B)/static
@@ -83,10 +83,10 @@ check-vm: deps
 	bash scripts/vm/check.sh $(B)
 
 asan:
-	$(MAKE) B=build-asan CC=clang CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all
+	$(MAKE) B=build-asan CC=clang CXX=clang++ CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all
 	ASAN_OPTIONS=detect_leaks=1 bash tests/run.sh build-asan/tests
 tsan:
-	$(MAKE) B=build-tsan CC=clang CFLAGS="-O1 -g -fsanitize=thread" all
+	$(MAKE) B=build-tsan CC=clang CXX=clang++ CFLAGS="-O1 -g -fsanitize=thread" all
 	TSAN_OPTIONS=halt_on_error=1 bash tests/run.sh build-tsan/tests
 
 demo: deps

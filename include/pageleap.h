@@ -70,6 +70,9 @@ int leap_topo_cpus(const struct leap_topo *topo, int node, int *cpus, size_t max
 struct leap_ctx_options {
 	size_t size;		 /* in: sizeof(struct leap_ctx_options) */
 	uint64_t pool_cap_bytes; /* cap of each node's pool; 0: the node's memory size */
+	/* Address space (not memory) the library maps a pool in, per step: a multiple of
+	 * LEAP_PAGE_SIZE; 0: 16 GiB. Smaller steps fit tight address spaces. */
+	uint64_t pool_map_chunk_bytes;
 };
 
 /* Create a library instance. opts may be NULL for defaults. MT-Safe. */

@@ -26,6 +26,14 @@ LEAP_API int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx *
 		return rc;
 	}
 	c->pool_cap = opts ? opts->pool_cap_bytes / LEAP_PG : 0;
+	uint64_t chunk = opts && opts->pool_map_chunk_bytes ? opts->pool_map_chunk_bytes
+							    : LEAP_POOL_CHUNK_DEFAULT;
+	if (chunk % LEAP_PG || chunk > LEAP_POOL_SPACE_MAX) {
+		leap_topo_destroy(&c->topo);
+		free(c);
+		return -EINVAL;
+	}
+	c->chunk_pages = chunk / LEAP_PG;
 	c->pools = calloc((size_t)c->topo->count, sizeof(*c->pools));
 	c->workers = calloc((size_t)c->topo->count, sizeof(*c->workers));
 	if (!c->pools || !c->workers) {

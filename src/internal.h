@@ -27,13 +27,17 @@
 #define LEAP_REGION_ALIGN (2u << 20)
 /* A region may use this many banks (see region.c) per node. */
 #define LEAP_BANKS_MAX 64
-/* Offset space of one pool (bytes of address space, not memory): the sum of the windows
- * of all regions on a node, one window per bank in use, must fit. */
-#define LEAP_POOL_SPACE (UINT64_C(1) << 40)
+/* A pool's offset space is mapped into the library in chunks of this many bytes by default
+ * (16 GiB of address space, not memory), as it grows: small enough to fit anywhere
+ * (sanitizers restrict the address space), large enough that a copy rarely crosses one. */
+#define LEAP_POOL_CHUNK_DEFAULT (UINT64_C(16) << 30)
+/* Offset space of one pool, in bytes (64 TiB): the windows of all regions on a node, one
+ * per bank in use, must fit. */
+#define LEAP_POOL_SPACE_MAX (UINT64_C(64) << 40)
 
 /* ------------------------------------------------------------ sys.c */
 int leap__sys_memfd(const char *name);
-int leap__sys_map_pool(int fd, uint64_t bytes, int node, void **out);
+int leap__sys_map_pool(int fd, uint64_t pg_off, uint64_t npages, int node, void **out);
 int leap__sys_populate_write(void *addr, uint64_t npages);
 int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages);
 int leap__sys_punch(int fd, uint64_t pg_off, uint64_t npages);
@@ -86,11 +90,13 @@ struct leap_pool {
 	struct leap_ctx *ctx;
 	int node;
 	int fd;
-	char *map; /* the pool's offset space [0, LEAP_POOL_SPACE), for copying into */
+	char **chunk; /* mappings of the offset space, for copying into; grows under lock */
+	uint64_t chunk_pages;
 	pthread_mutex_t lock;
 	/* all below under lock */
 	uint64_t cap;		   /* pages */
 	uint64_t space_end;	   /* offset space handed out or free: [0, space_end) */
+	uint64_t nchunks;	   /* chunk[0 .. nchunks) are mapped */
 	struct leap__ivset space_free; /* offset space not owned by any window */
 	struct leap__ivset alloc;  /* pages that exist (allocated in the memfd) */
 	struct leap__ivset used;   /* pages mapped by a region */
@@ -101,6 +107,8 @@ int leap__pool_window_get(struct leap_pool *pool, uint64_t npages, uint64_t *off
 void leap__pool_window_put(struct leap_pool *pool, uint64_t off, uint64_t npages);
 int leap__pool_reserve(struct leap_pool *pool, uint64_t off, uint64_t npages);
 void leap__pool_set_used(struct leap_pool *pool, uint64_t off, uint64_t npages, bool used);
+/* Copy npages from src into the pool at off (populate, then memcpy), chunk by chunk. */
+int leap__pool_copy_in(struct leap_pool *pool, uint64_t off, const void *src, uint64_t npages);
 
 /* ------------------------------------------------------------ worker.c */
 /* A thread bound to one node's CPUs that runs copy work for targets near that node. */
@@ -114,6 +122,7 @@ int leap__worker_call(struct leap__worker *w, int (*fn)(void *), void *arg);
 struct leap_ctx {
 	struct leap_topo *topo;
 	uint64_t pool_cap; /* pages; 0 = node size */
+	uint64_t chunk_pages; /* pool mapping chunk */
 	atomic_int refs;   /* the user's reference + one per live region */
 	pthread_mutex_t lock;
 	struct leap_pool **pools;	 /* [topo->count], created lazily under lock */

@@ -26,7 +26,6 @@
 #include <numa.h>
 #include <sched.h>
 #include <stdlib.h>
-#include <string.h>
 
 struct piece {
 	uint64_t lo, hi;
@@ -145,10 +144,7 @@ static int move_steps(void *arg)
 		const struct step *s = &pl->steps[k];
 		uint64_t lo = pl->pieces[s->first].lo, n = pl->pieces[s->last].hi - lo;
 		uint64_t t0 = leap__sys_now_ns();
-		char *dst = pl->dst->map + (pl->win + lo) * LEAP_PG;
-		int rc = leap__sys_populate_write(dst, n);
-		if (!rc)
-			memcpy(dst, r->base + lo * LEAP_PG, n * LEAP_PG);
+		int rc = leap__pool_copy_in(pl->dst, pl->win + lo, r->base + lo * LEAP_PG, n);
 		uint64_t t1 = leap__sys_now_ns();
 		if (!rc)
 			rc = leap__sys_map_file(r->base + lo * LEAP_PG, n, pl->dst->fd, pl->win + lo);

@@ -2,9 +2,10 @@
  * pool.c - a node's pool of physical pages.
  *
  * A pool is one memfd. Its offset space (sparse, virtual: it costs nothing until a page
- * is allocated) is mapped once into the library (pool->map, the destination of copies)
- * and bound to the pool's node with a shared memory policy before any page exists, so
- * every page the file ever gets is on that node, whoever allocates it and however.
+ * is allocated) is mapped into the library in chunks as it grows (the destination of
+ * copies), and each chunk is bound to the pool's node with a shared memory policy before
+ * any page of it exists, so every page the file ever gets is on that node, whoever
+ * allocates it and however.
  *
  * The offset space is handed out to regions in windows (extents of the offset space; a
  * region takes one window per bank it uses on this node, see region.c). Inside a window,
@@ -26,6 +27,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int leap__pool_new(struct leap_ctx *ctx, int node, struct leap_pool **out)
@@ -41,15 +43,8 @@ int leap__pool_new(struct leap_ctx *ctx, int node, struct leap_pool **out)
 		free(p);
 		return rc;
 	}
-	void *map;
-	int rc = leap__sys_map_pool(p->fd, LEAP_POOL_SPACE, node, &map);
-	if (rc) {
-		close(p->fd);
-		free(p);
-		return rc;
-	}
-	p->map = map;
 	p->ctx = ctx;
+	p->chunk_pages = ctx->chunk_pages;
 	p->node = node;
 	p->cap = ctx->pool_cap ? ctx->pool_cap : ctx->topo->mem_total[node] / LEAP_PG;
 	pthread_mutex_init(&p->lock, NULL);
@@ -61,7 +56,9 @@ void leap__pool_free(struct leap_pool *p)
 {
 	if (!p)
 		return;
-	leap__sys_unmap(p->map, LEAP_POOL_SPACE);
+	for (uint64_t i = 0; i < p->nchunks; i++)
+		leap__sys_unmap(p->chunk[i], p->chunk_pages * LEAP_PG);
+	free(p->chunk);
 	close(p->fd);
 	leap__ivset_free(&p->space_free);
 	leap__ivset_free(&p->alloc);
@@ -103,9 +100,26 @@ int leap__pool_window_get(struct leap_pool *p, uint64_t npages, uint64_t *off)
 		goto out;
 	}
 	uint64_t end = p->space_end + npages;
-	if (end > LEAP_POOL_SPACE / LEAP_PG) {
-		rc = -ENOMEM; /* out of offset space, not memory: see LEAP_POOL_SPACE */
+	uint64_t need = (end + p->chunk_pages - 1) / p->chunk_pages;
+	if (end > LEAP_POOL_SPACE_MAX / LEAP_PG) {
+		rc = -ENOMEM; /* out of offset space, not memory: see LEAP_POOL_SPACE_MAX */
 		goto out;
+	}
+	if (need > p->nchunks) {
+		char **c = realloc(p->chunk, need * sizeof(*c));
+		if (!c) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		p->chunk = c;
+	}
+	while (p->nchunks < need) {
+		void *m;
+		rc = leap__sys_map_pool(p->fd, p->nchunks * p->chunk_pages, p->chunk_pages, p->node,
+					&m);
+		if (rc)
+			goto out;
+		p->chunk[p->nchunks++] = m;
 	}
 	*off = p->space_end;
 	p->space_end = end;
@@ -219,6 +233,31 @@ void leap__pool_set_used(struct leap_pool *p, uint64_t off, uint64_t npages, boo
 	else
 		leap__ivset_remove(&p->used, off, off + npages);
 	pthread_mutex_unlock(&p->lock);
+}
+
+/*
+ * Copy into pool pages [off, off+npages): populate the destination for writing in one
+ * call per chunk (no fault per page), then memcpy. The chunk array may be reallocated by
+ * a concurrent window_get, so each chunk address is read under the lock.
+ */
+int leap__pool_copy_in(struct leap_pool *p, uint64_t off, const void *src, uint64_t npages)
+{
+	const char *s = src;
+	while (npages) {
+		uint64_t in = off % p->chunk_pages, n = p->chunk_pages - in;
+		n = n < npages ? n : npages;
+		pthread_mutex_lock(&p->lock);
+		char *dst = p->chunk[off / p->chunk_pages] + in * LEAP_PG;
+		pthread_mutex_unlock(&p->lock);
+		int rc = leap__sys_populate_write(dst, n);
+		if (rc)
+			return rc;
+		memcpy(dst, s, n * LEAP_PG);
+		s += n * LEAP_PG;
+		off += n;
+		npages -= n;
+	}
+	return 0;
 }
 
 LEAP_API int leap_pool_get(struct leap_ctx *ctx, int node, struct leap_pool **out)

@@ -25,15 +25,17 @@ int leap__sys_memfd(const char *name)
 }
 
 /*
- * Map the pool file's first `bytes` of offset space at a fresh address and bind them to
- * node before any page exists. mbind() on a MAP_SHARED mapping of a shmem file sets the
+ * Map npages of the pool file's offset space from page pg_off at a fresh address and bind
+ * them to node before any page exists. mbind() on a MAP_SHARED mapping of a shmem file sets the
  * file's shared policy (kept in the inode, not in the mapping), so it governs every later
  * allocation of those pages: fallocate, write and faults through any mapping. The
  * mapping is address space only (MAP_NORESERVE) until pages are populated.
  */
-int leap__sys_map_pool(int fd, uint64_t bytes, int node, void **out)
+int leap__sys_map_pool(int fd, uint64_t pg_off, uint64_t npages, int node, void **out)
 {
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	size_t bytes = npages * LEAP_PG;
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd,
+		       (off_t)(pg_off * LEAP_PG));
 	if (p == MAP_FAILED)
 		return -errno;
 	struct bitmask *bm = numa_allocate_nodemask();

@@ -74,6 +74,16 @@ int main(void)
 	OK(leap_pool_set_cap(pool, UINT64_MAX / 2));
 	OK(page_leap(r, p, len, home, fl));
 
+	/* bad options */
+	struct leap_ctx *bctx = NULL;
+	struct leap_ctx_options bo = { .size = sizeof(bo), .pool_map_chunk_bytes = PG + 1 };
+	ERR(leap_ctx_new(&bo, &bctx), EINVAL);
+	bo.size = 4;
+	bo.pool_map_chunk_bytes = 0;
+	ERR(leap_ctx_new(&bo, &bctx), EINVAL);
+	ERR(leap_ctx_new(NULL, NULL), EINVAL);
+	CHECK(bctx == NULL, "failed ctx constructor wrote a handle");
+
 	/* region creation errors */
 	struct leap_region *bad = NULL;
 	ERR(leap_region_new(ctx, 0, home, &bad), EINVAL);

@@ -5,7 +5,9 @@
  * pageleap(7)): mappings == runs (maximal ranges of one node and bank); with moves
  * between nodes only, runs == node changes along the region + 1. Every page's contents
  * and node are checked against a shadow copy at the end.
- * Parameters: LEAP_VMA_MB (256), LEAP_VMA_ITER (10000), LEAP_SEED.
+ * The pools are mapped in small, odd-sized chunks (LEAP_CHUNK_KB, 1028) so that copies
+ * constantly cross chunk boundaries.
+ * Parameters: LEAP_VMA_MB (256), LEAP_VMA_ITER (10000), LEAP_CHUNK_KB, LEAP_SEED.
  */
 #include "util.h"
 
@@ -16,7 +18,9 @@ int main(void)
 	size_t mb = (size_t)env_long("LEAP_VMA_MB", 256);
 	long iters = env_long("LEAP_VMA_ITER", 10000);
 	struct leap_ctx *ctx;
-	OK(leap_ctx_new(NULL, &ctx));
+	struct leap_ctx_options o = { .size = sizeof(o) };
+	o.pool_map_chunk_bytes = (uint64_t)env_long("LEAP_CHUNK_KB", 1028) << 10;
+	OK(leap_ctx_new(&o, &ctx));
 	int nodes[64];
 	int nn = mem_nodes(leap_ctx_topo(ctx), nodes, 64);
 	size_t len = mb << 20, np = len / PG;

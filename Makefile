@@ -47,14 +47,16 @@ $(CLI): tools/pageleap.c $(STLIB) | $(B)
 	$(CC) $(BASEFLAGS) $(CFLAGS) $< -o $@ $(STLIB) $(LIBS)
 
 $(B)/tests/%: tests/%.c tests/util.h $(STLIB) | $(B)/tests
-	$(CC) $(BASEFLAGS) $(CFLAGS) $< -o $@ $(STLIB) $(LIBS)
+	$(CC) $(BASEFLAGS) $(CFLAGS) $< -o $@ $(TEST_LDFLAGS) $(STLIB) $(LIBS)
+# failure injection: the library's mmap calls go through the test's __wrap_mmap
+$(B)/tests/t_inject $(B)/static/t_inject: TEST_LDFLAGS = -Wl,--wrap=mmap
 # the public header must compile as C++ too
 $(B)/tests/cxx_header: tests/cxx_header.cc include/pageleap.h $(STLIB) | $(B)/tests
 	$(CXX) -std=c++11 -Iinclude -Wall -Wextra -Werror -pedantic $(CFLAGS) $< -o $@ $(STLIB) $(LIBS)
 
 # static binaries for the initramfs of the emulated-NUMA guests
 $(B)/static/%: tests/%.c tests/util.h $(STLIB) | $(B)/static
-	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< -o $@ $(STLIB) -lnuma -pthread
+	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< -o $@ $(TEST_LDFLAGS) $(STLIB) -lnuma -pthread
 $(B)/static/pageleap: tools/pageleap.c $(STLIB) | $(B)/static
 	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< -o $@ $(STLIB) -lnuma -pthread
 $(B)/static/guest-exit: scripts/vm/guest-exit.c | $(B)/static

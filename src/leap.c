@@ -11,9 +11,9 @@
  *   3. move, on the worker bound to the target node: per step, populate the
  *      destination in the pool's own mapping (one madvise, no per-page faults), memcpy
  *      the current contents into it, then map the destination over the range with
- *      MAP_FIXED|MAP_POPULATE. The old pages stay
- *      untouched until the metadata is switched, so a failed remap is undone by mapping
- *      the old pages back.
+ *      MAP_FIXED|MAP_POPULATE. The old pages stay untouched until the metadata is
+ *      switched, so a failed remap is undone by mapping the old pages back, for that
+ *      step and every step before it.
  * A slot (node n, bank y, page p) is used by page p only, so for a page not on the target
  * every bank is free; a page relocated on its own node needs a bank it is not in.
  *
@@ -123,15 +123,31 @@ static void plan_steps(struct plan *pl)
 	}
 }
 
-/* Map the old pages of a step back after a failed remap. */
-static void restore_step(struct plan *pl, const struct step *s)
+/* Map the old pages of a step back (they are intact until commit). */
+static int restore_step(struct plan *pl, const struct step *s)
 {
 	struct leap_region *r = pl->r;
+	int rc = 0;
 	for (size_t i = s->first; i <= s->last; i++) {
 		const struct piece *p = &pl->pieces[i];
-		leap__sys_map_file(r->base + p->lo * LEAP_PG, p->hi - p->lo,
-				   r->ctx->pools[p->node]->fd, r->win[p->node][p->bank] + p->lo);
+		int e = leap__sys_map_file(r->base + p->lo * LEAP_PG, p->hi - p->lo,
+					   r->ctx->pools[p->node]->fd, r->win[p->node][p->bank] + p->lo);
+		rc = rc ? rc : e;
 	}
+	return rc;
+}
+
+/*
+ * A step failed: undo it and every step before it, newest first, so the call changes
+ * nothing. Should mapping old pages back fail too (the kernel refusing mappings), the
+ * steps still on their new pages stay done and are committed: the metadata always says
+ * what is mapped.
+ */
+static void roll_back(struct plan *pl, size_t failed)
+{
+	restore_step(pl, &pl->steps[failed]);
+	while (pl->done > 0 && restore_step(pl, &pl->steps[pl->done - 1]) == 0)
+		pl->done--;
 }
 
 /* Runs on the target's worker: copy and remap each step. */
@@ -152,7 +168,7 @@ static int move_steps(void *arg)
 		pl->copy_ns += t1 - t0;
 		pl->remap_ns += t2 - t1;
 		if (rc) {
-			restore_step(pl, s);
+			roll_back(pl, k);
 			return rc;
 		}
 		pl->done = k + 1;
@@ -250,13 +266,12 @@ LEAP_API int page_leap(struct leap_region *r, void *addr, size_t len, int node, 
 	if (!r || (flags & ~LEAP_RELOCATE) || len == 0 || (uintptr_t)addr % LEAP_PAGE_SIZE ||
 	    len % LEAP_PAGE_SIZE)
 		return -EINVAL;
-	char *a = addr;
-	if (a < r->base || (uint64_t)(a - r->base) > r->npages * LEAP_PG ||
-	    len > r->npages * LEAP_PG - (uint64_t)(a - r->base))
+	uintptr_t a = (uintptr_t)addr, base = (uintptr_t)r->base, size = r->npages * LEAP_PG;
+	if (a < base || a - base > size || len > size - (a - base))
 		return -EFAULT;
 	if (!leap__topo_valid_mem_node(r->ctx->topo, node))
 		return -ENODEV;
-	uint64_t pg = (uint64_t)(a - r->base) / LEAP_PG;
+	uint64_t pg = (a - base) / LEAP_PG;
 	pthread_mutex_lock(&r->lock);
 	int rc = leap_locked(r, pg, pg + len / LEAP_PG, node, flags & LEAP_RELOCATE);
 	pthread_mutex_unlock(&r->lock);

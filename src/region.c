@@ -239,11 +239,11 @@ LEAP_API int leap_node_of(struct leap_region *r, const void *addr)
 {
 	if (!r)
 		return -EINVAL;
-	const char *a = addr;
-	if (a < r->base || (uint64_t)(a - r->base) >= r->npages * LEAP_PG)
+	uintptr_t a = (uintptr_t)addr, base = (uintptr_t)r->base;
+	if (a < base || a - base >= r->npages * LEAP_PG)
 		return -EFAULT;
 	pthread_mutex_lock(&r->lock);
-	int node = r->runs[leap__region_find_run(r, (uint64_t)(a - r->base) / LEAP_PG)].node;
+	int node = r->runs[leap__region_find_run(r, (a - base) / LEAP_PG)].node;
 	pthread_mutex_unlock(&r->lock);
 	return node;
 }

@@ -1,0 +1,122 @@
+/*
+ * Failure injection (-Wl,--wrap=mmap): a remap that the kernel refuses in the middle of a
+ * page_leap() is undone, with every step before it, so the call changes nothing; and if
+ * even mapping the old pages back fails, the library's metadata still says exactly what
+ * is mapped (checked page by page against the kernel) and no byte is lost.
+ */
+#include "util.h"
+
+#include <stdatomic.h>
+#include <sys/mman.h>
+
+void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+
+/* Remaps (MAP_FIXED|MAP_SHARED) to let through before failing, and how many to fail. */
+static atomic_int pass_n = -1, fail_n;
+
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	if ((flags & (MAP_FIXED | MAP_SHARED)) == (MAP_FIXED | MAP_SHARED) &&
+	    atomic_load(&pass_n) >= 0) {
+		if (atomic_load(&pass_n) == 0 && atomic_load(&fail_n) > 0) {
+			atomic_fetch_sub(&fail_n, 1);
+			errno = ENOMEM;
+			return MAP_FAILED;
+		}
+		if (atomic_load(&pass_n) > 0)
+			atomic_fetch_sub(&pass_n, 1);
+	}
+	return __real_mmap(addr, len, prot, flags, fd, off);
+}
+
+static void arm(int pass, int fail)
+{
+	atomic_store(&fail_n, fail);
+	atomic_store(&pass_n, pass);
+}
+
+static void disarm(void)
+{
+	atomic_store(&pass_n, -1);
+}
+
+/* Library and kernel agree on every page; returns how many pages are on node. */
+static size_t agree(struct leap_region *r, int node)
+{
+	char *p = leap_region_addr(r);
+	size_t np = leap_region_length(r) / PG, on = 0;
+	int *kn = malloc(np * sizeof(int));
+	kernel_nodes(p, np, kn);
+	for (size_t k = 0; k < np; k++) {
+		CHECK(kn[k] == leap_node_of(r, p + k * PG), "page %zu: kernel %d, library %d", k, kn[k],
+		      leap_node_of(r, p + k * PG));
+		on += kn[k] == node;
+	}
+	free(kn);
+	struct leap_region_stats st = { .size = sizeof(st) };
+	OK(leap_region_stats(r, &st));
+	CHECK(count_maps(p, p + leap_region_length(r)) == (int)st.runs, "maps vs runs");
+	return on;
+}
+
+int main(void)
+{
+	t_name = "t_inject";
+	struct leap_ctx *ctx;
+	OK(leap_ctx_new(NULL, &ctx));
+	int nodes[64];
+	int nn = mem_nodes(leap_ctx_topo(ctx), nodes, 64);
+	const size_t len = 4 << 20, np = len / PG;
+
+	/* one step, its remap refused: -ENOMEM, region unchanged */
+	int home = nodes[0], target = nodes[nn - 1];
+	unsigned fl = home == target ? LEAP_RELOCATE : 0;
+	struct leap_region *r;
+	OK(leap_region_new(ctx, len, home, &r));
+	char *p = leap_region_addr(r);
+	fill_pages(p, np, 11);
+	arm(0, 1);
+	ERR(page_leap(r, p, len, target, fl), ENOMEM);
+	disarm();
+	CHECK(agree(r, home) == np, "pages moved despite the failure");
+	check_pages(p, np, 11, "after refused remap");
+	struct leap_region_stats st = { .size = sizeof(st) };
+	OK(leap_region_stats(r, &st));
+	CHECK(st.pages_moved == 0 && st.runs == 1, "stats changed");
+	CHECK(OK(page_leap(r, p, len, target, fl)) == (int)np, "works afterwards");
+	check_pages(p, np, 11, "after retry");
+	leap_region_destroy(&r);
+	if (nn < 2) {
+		say("measured one-step rollback; multi-step rollback needs 2 nodes (runs in the guests)");
+		leap_ctx_destroy(&ctx);
+		return 0;
+	}
+
+	/* three pieces [home | target | home]: moving all to target takes two steps */
+	struct leap_place pl[3] = { { 0, len / 4, home }, { len / 4, len / 2, target },
+				    { 3 * len / 4, len / 4, home } };
+	OK(leap_region_new_placed(ctx, len, pl, 3, &r));
+	p = leap_region_addr(r);
+	fill_pages(p, np, 12);
+	/* the second step's remap fails: the first step is rolled back */
+	arm(1, 1);
+	ERR(page_leap(r, p, len, target, 0), ENOMEM);
+	disarm();
+	CHECK(agree(r, target) == np / 2, "rollback left pages on the target");
+	check_pages(p, np, 12, "after rollback");
+	/* the second remap fails and so does every restore: step one stays done, and the
+	 * metadata says so */
+	arm(1, 1000);
+	ERR(page_leap(r, p, len, target, 0), ENOMEM);
+	disarm();
+	size_t on = agree(r, target);
+	CHECK(on == 3 * np / 4, "%zu pages on target, want the first step's %zu more", on, np / 4);
+	check_pages(p, np, 12, "after failed rollback");
+	CHECK(OK(page_leap(r, p, len, target, 0)) == (int)(np / 4), "finishing the move");
+	CHECK(agree(r, target) == np, "all on target");
+	check_pages(p, np, 12, "after finishing");
+	leap_region_destroy(&r);
+	say("measured one-step and two-step rollback, and consistent metadata when rollback fails");
+	leap_ctx_destroy(&ctx);
+	return 0;
+}

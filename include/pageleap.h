@@ -9,6 +9,7 @@
  *   leap_pool    a node's pool of physical pages (a memfd bound to the node).
  *   leap_region  a reserved virtual range whose pages live in pool pages; page_leap()
  *                moves its pages between nodes while its virtual addresses never change.
+ *   leap_job     one asynchronous page_leap(): wait, poll progress, cancel.
  *
  * Conventions: calls that can fail return 0 (or a count) on success and -errno on
  * failure; errno is not part of the contract. The library prints nothing. Destructors
@@ -37,6 +38,7 @@ struct leap_topo;
 struct leap_ctx;
 struct leap_pool;
 struct leap_region;
+struct leap_job;
 
 /* ---------------------------------------------------------------- topology */
 
@@ -67,9 +69,15 @@ int leap_topo_cpus(const struct leap_topo *topo, int node, int *cpus, size_t max
 
 /* ---------------------------------------------------------------- context */
 
+/* leap_ctx_options.flags: never write-protect (every page_leap() then needs
+ * LEAP_NO_WRITERS); for measurements and for kernels without userfaultfd. */
+#define LEAP_CTX_NO_WRITE_PROTECT 0x1u
+
 struct leap_ctx_options {
 	size_t size;		 /* in: sizeof(struct leap_ctx_options) */
 	uint64_t pool_cap_bytes; /* cap of each node's pool; 0: the node's memory size */
+	unsigned workers_per_node; /* copy threads per node with CPUs; 0: 1 */
+	unsigned flags;		 /* LEAP_CTX_* */
 	/* Address space (not memory) the library maps a pool in, per step: a multiple of
 	 * LEAP_PAGE_SIZE; 0: 16 GiB. Smaller steps fit tight address spaces. */
 	uint64_t pool_map_chunk_bytes;
@@ -142,8 +150,8 @@ int leap_region_new(struct leap_ctx *ctx, size_t length, int node, struct leap_r
  */
 int leap_region_new_placed(struct leap_ctx *ctx, size_t length, const struct leap_place *place,
 			   size_t nplace, struct leap_region **out);
-/* Unmap the region and give its pages back to their pools. Must not race with other
- * calls on *region. */
+/* Cancel the region's jobs and wait for them, unmap the region and give its pages back
+ * to their pools. Must not race with other calls on *region. */
 void leap_region_destroy(struct leap_region **region);
 /* First byte of the region, or NULL for a NULL handle. MT-Safe. */
 void *leap_region_addr(const struct leap_region *region);
@@ -167,6 +175,8 @@ struct leap_region_stats {
 	int last_worker_cpu;	/* CPU the last copy ran on; -1 before the first */
 	int last_worker_node;	/* that CPU's node */
 	uint64_t metadata_bytes; /* library memory used to describe the region */
+	uint64_t write_faults;	/* writers that waited for an extent, over the region's life */
+	uint64_t stall_max_ns;	/* the longest such wait */
 };
 
 /* Snapshot of the region's counters. MT-Safe. */
@@ -176,26 +186,102 @@ int leap_region_stats(struct leap_region *region, struct leap_region_stats *st);
 
 /* Move pages even when they are already on the target node (to fresh physical pages). */
 #define LEAP_RELOCATE 0x1u
+/* The caller guarantees that nobody writes to the range while it moves: skip write
+ * protection (two system calls per extent fewer). Required with
+ * LEAP_CTX_NO_WRITE_PROTECT or where the kernel lacks userfaultfd write protection. */
+#define LEAP_NO_WRITERS 0x2u
+
+/* Job states. */
+enum leap_job_state {
+	LEAP_JOB_QUEUED = 0,
+	LEAP_JOB_RUNNING = 1,
+	LEAP_JOB_DONE = 2,	/* every page of the range is on the target */
+	LEAP_JOB_CANCELLED = 3, /* stopped by leap_job_cancel(): pages_moved tells how far */
+	LEAP_JOB_FAILED = 4	/* some pages could not move: pages_failed, error, status[] */
+};
+
+struct leap_job_options {
+	size_t size;		 /* in: sizeof(struct leap_job_options) */
+	size_t granularity_min;	 /* bytes per copy-and-remap step, at least; 0: 4 KiB */
+	size_t granularity_max;	 /* at most; 0: 4 MiB. min == max forces a fixed size */
+	int *status;		 /* optional, one int per page of the range: the node the
+				    page ended on, or -errno why it could not move */
+	/* optional: called once on a library thread when the job ends; it may read the
+	 * job's progress but must not wait for, or destroy, the job */
+	void (*done)(struct leap_job *job, void *arg);
+	void *arg;
+};
+
+struct leap_progress {
+	size_t size;		   /* in: sizeof(struct leap_progress) */
+	int state;		   /* enum leap_job_state */
+	int error;		   /* first -errno met, 0 if none */
+	uint64_t pages_total;	   /* pages in the range */
+	uint64_t pages_done;	   /* pages handled so far (moved, already there, or failed) */
+	uint64_t pages_moved;	   /* pages copied and remapped */
+	uint64_t pages_failed;	   /* pages that could not move (see status[] and error) */
+	uint64_t bytes_copied;
+	uint64_t extents;	   /* copy-and-remap steps taken */
+	uint64_t granularity;	   /* current step size, bytes */
+	uint64_t granularity_min_seen, granularity_max_seen;
+	uint64_t write_faults;	   /* writers that waited for an extent */
+	uint64_t stall_p50_ns, stall_p99_ns, stall_max_ns, stall_total_ns;
+	uint64_t recopied_bytes;   /* copied again because of writes: always 0, writers wait
+				      for their extent instead (see pageleap(7)) */
+	uint64_t elapsed_ns;	   /* since the job started running */
+	int worker_cpu;		   /* CPU the job ran on (-1 before it starts) */
+};
 
 /*
  * Move [addr, addr+len) of region to node: take pages from node's pool, copy, remap in
- * place, give the old pages back to their pool. Virtual addresses do not change.
- * Pages already on node are left alone unless LEAP_RELOCATE is given. The copy runs on
- * a worker thread bound to node's CPUs (the nearest node with CPUs for a memory-only
- * node). Synchronous: returns when every page has moved.
+ * place, give the old pages back to their pool. Virtual addresses do not change. Pages
+ * already on node are left alone unless LEAP_RELOCATE is given.
  *
- * Returns the number of pages moved (0 when all were already there), or:
- *   -EINVAL  NULL region, unknown flags, len 0, addr or len not page aligned
+ * The work runs on a worker thread bound to node's CPUs (the nearest node with CPUs for
+ * a memory-only node), one extent at a time; the extent size adapts between the
+ * granularity bounds: it grows while no writer touches the extents being moved and
+ * shrinks when writers do. Threads keep reading and writing the range throughout: an
+ * extent is write-protected while it is copied and remapped, so a writer to it waits
+ * (for that extent only) and its write lands in the new page; readers never wait.
+ *
+ * job == NULL: synchronous; returns the number of pages moved, or -errno.
+ * job != NULL: returns 0 at once and *job to wait for, poll or cancel (destroy it).
+ *
+ * Errors (nothing is started, the region is unchanged):
+ *   -EINVAL  NULL region, unknown flags, len 0, addr or len not page aligned, bad options
  *   -EFAULT  the range is not inside the region
  *   -ENODEV  node does not exist or has no memory
- *   -ENOMEM  the target pool is at its cap or the kernel is out of memory: no page moved
- * On every error the region is unchanged: same contents, same nodes.
+ *   -EBUSY   the range overlaps a job in flight on this region
+ *   -EOPNOTSUPP  write protection is unavailable and LEAP_NO_WRITERS was not given
+ * Errors of the moves themselves (synchronous return, or the job's error):
+ *   -ENOMEM  the target pool is at its cap, or the kernel is out of memory: the pages
+ *            concerned stay whole on their old node, and are reported (pages_failed,
+ *            status[]); the rest of the range still moves
  *
- * Thread safety: MT-Safe; calls on one region are serialized. This version requires
- * that no thread writes to [addr, addr+len) while the call runs (a write during the
- * copy may be lost); reads are safe.
+ * Thread safety: MT-Safe. Jobs on disjoint ranges of one region may run at once.
  */
-int page_leap(struct leap_region *region, void *addr, size_t len, int node, unsigned flags);
+int page_leap(struct leap_region *region, void *addr, size_t len, int node, unsigned flags,
+	      struct leap_job **job);
+/* page_leap() with options (opts may be NULL). */
+int page_leap_opts(struct leap_region *region, void *addr, size_t len, int node, unsigned flags,
+		   const struct leap_job_options *opts, struct leap_job **job);
+
+/*
+ * Wait until the job ends or timeout_ns passes (negative: no limit). Returns the job's
+ * result: pages moved, -ECANCELED if cancelled, the first -errno if pages failed; or
+ * -ETIMEDOUT. MT-Safe.
+ */
+int64_t leap_job_wait(struct leap_job *job, int64_t timeout_ns);
+/* Snapshot of the job's progress. MT-Safe. */
+int leap_job_progress(struct leap_job *job, struct leap_progress *p);
+/*
+ * Ask the job to stop after the extent in hand; every page stays whole and on exactly
+ * one node. Returns at once (0); leap_job_wait() tells when it stopped. MT-Safe.
+ */
+int leap_job_cancel(struct leap_job *job);
+/* Cancel if still running, wait, free, set *job to NULL. Must not race with other calls
+ * on *job. */
+void leap_job_destroy(struct leap_job **job);
 
 /* Library version as "major.minor.patch". */
 const char *leap_version(void);

@@ -34,6 +34,13 @@ LEAP_API int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx *
 		return -EINVAL;
 	}
 	c->chunk_pages = chunk / LEAP_PG;
+	c->workers_per_node = opts && opts->workers_per_node ? opts->workers_per_node : 1;
+	c->flags = opts ? opts->flags : 0;
+	if (c->flags & ~LEAP_CTX_NO_WRITE_PROTECT || c->workers_per_node > 1024) {
+		leap_topo_destroy(&c->topo);
+		free(c);
+		return -EINVAL;
+	}
 	c->pools = calloc((size_t)c->topo->count, sizeof(*c->pools));
 	c->workers = calloc((size_t)c->topo->count, sizeof(*c->workers));
 	if (!c->pools || !c->workers) {
@@ -59,10 +66,11 @@ void leap__ctx_unref(struct leap_ctx *c)
 {
 	if (atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
-	for (int n = 0; n < c->topo->count; n++) {
+	for (int n = 0; n < c->topo->count; n++)
 		leap__worker_free(c->workers[n]);
+	leap__wp_free(c->wp);
+	for (int n = 0; n < c->topo->count; n++)
 		leap__pool_free(c->pools[n]);
-	}
 	free(c->workers);
 	free(c->pools);
 	pthread_mutex_destroy(&c->lock);
@@ -107,9 +115,25 @@ int leap__ctx_worker(struct leap_ctx *c, int target_node, struct leap__worker **
 	int rc = 0;
 	pthread_mutex_lock(&c->lock);
 	if (!c->workers[n])
-		rc = leap__worker_new(c->topo, n, &c->workers[n]);
+		rc = leap__worker_new(c->topo, n, c->workers_per_node, &c->workers[n]);
 	if (!rc)
 		*out = c->workers[n];
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* The userfaultfd write protection, opened on first use and probed once. */
+int leap__ctx_wp(struct leap_ctx *c, struct leap__wp **out)
+{
+	if (c->flags & LEAP_CTX_NO_WRITE_PROTECT)
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&c->lock);
+	if (c->wp_rc == 0) {
+		int rc = leap__wp_new(&c->wp);
+		c->wp_rc = rc ? rc : 1;
+	}
+	int rc = c->wp_rc < 0 ? c->wp_rc : 0;
+	*out = c->wp;
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
@@ -137,9 +161,14 @@ LEAP_API const char *leap_strerror(int err)
 	case ENOMEM:
 		return "out of memory: the target pool is at its cap or the node is full";
 	case EBUSY:
-		return "busy: pages are in use";
+		return "busy: pages are in use, or the range overlaps a job in flight";
 	case EOPNOTSUPP:
-		return "not supported by this kernel";
+		return "not supported: no userfaultfd write protection here (pass "
+		       "LEAP_NO_WRITERS if nothing writes during the move)";
+	case ECANCELED:
+		return "the job was cancelled";
+	case ETIMEDOUT:
+		return "timed out waiting for the job";
 	default:
 		return strerror(err < 0 ? -err : err);
 	}

@@ -5,9 +5,10 @@
  * (LEAP_PAGE_SIZE) as uint64_t; bytes appear only at the syscall boundary (sys.c).
  *
  * Lock order (take left before right, never the reverse):
- *     region->lock  ->  ctx->lock  ->  pool->lock  ->  worker->lock
- * ctx->lock only guards lazy creation of pools and workers; it is never held while
- * copying or remapping.
+ *     region->lock  ->  ctx->lock  ->  pool->lock  ->  wp->lock  ->  job->lock
+ *     worker->lock is a leaf (nothing is taken under it)
+ * ctx->lock only guards lazy creation of pools, workers and the userfaultfd; it is never
+ * held while copying or remapping. region->lock is held for one extent at a time.
  */
 #ifndef LEAP_INTERNAL_H
 #define LEAP_INTERNAL_H
@@ -45,6 +46,42 @@ int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off);
 int leap__sys_reserve(size_t len, size_t align, void **out);
 void leap__sys_unmap(void *addr, size_t len);
 uint64_t leap__sys_now_ns(void);
+
+/* ------------------------------------------------------------ stats.c */
+/* A latency histogram: 4 buckets per power of two of nanoseconds (within 19%). */
+#define LEAP_HIST_BUCKETS 256
+struct leap__hist {
+	uint64_t count, sum_ns, max_ns;
+	uint32_t b[LEAP_HIST_BUCKETS];
+};
+/* Add a sample. A histogram whose count is 0 is empty, whatever its other fields hold. */
+void leap__hist_add(struct leap__hist *h, uint64_t ns);
+void leap__hist_merge(struct leap__hist *dst, const struct leap__hist *src);
+/* The q-quantile (0..1) in ns: the lower bound of its bucket; 0 when empty. */
+uint64_t leap__hist_quantile(const struct leap__hist *h, double q);
+
+/* ------------------------------------------------------------ wp.c */
+#define LEAP_WP_FAULTS_MAX 64 /* faults timed per extent; more are counted */
+/* An extent in flight: write protected, listed so the listener can time its faults. */
+struct leap__wp_extent {
+	uintptr_t lo, hi;
+	uint64_t start_ns;
+	uint32_t nfaults;
+	uint64_t fault_ns[LEAP_WP_FAULTS_MAX];
+	struct leap__wp_extent *next;
+};
+struct leap__wp {
+	int fd;	     /* the userfaultfd */
+	int stop[2]; /* pipe that stops the listener */
+	pthread_t thread;
+	pthread_mutex_t lock;		   /* guards inflight and the extents' fault records */
+	struct leap__wp_extent *inflight;
+};
+int leap__wp_new(struct leap__wp **out);
+void leap__wp_free(struct leap__wp *w);
+int leap__wp_register(struct leap__wp *w, void *addr, uint64_t npages);
+int leap__wp_protect(struct leap__wp *w, struct leap__wp_extent *e, void *addr, uint64_t npages);
+void leap__wp_release(struct leap__wp *w, struct leap__wp_extent *e, struct leap__hist *h);
 
 /* ------------------------------------------------------------ ivset.c */
 /* A set of page numbers kept as sorted, disjoint, non-adjacent intervals [lo, hi). */
@@ -111,23 +148,31 @@ void leap__pool_set_used(struct leap_pool *pool, uint64_t off, uint64_t npages, 
 int leap__pool_copy_in(struct leap_pool *pool, uint64_t off, const void *src, uint64_t npages);
 
 /* ------------------------------------------------------------ worker.c */
-/* A thread bound to one node's CPUs that runs copy work for targets near that node. */
+/* Threads bound to one node's CPUs that run jobs for targets near that node. */
 struct leap__worker;
-int leap__worker_new(const struct leap_topo *t, int cpu_node, struct leap__worker **out);
+int leap__worker_new(const struct leap_topo *t, int cpu_node, unsigned nthreads,
+		     struct leap__worker **out);
+/* Run every queued item, then stop the threads and free. */
 void leap__worker_free(struct leap__worker *w);
-/* Run fn(arg) on the worker and wait for it; returns fn's result. */
-int leap__worker_call(struct leap__worker *w, int (*fn)(void *), void *arg);
+/* Queue fn(arg) to run on one of the worker's threads. */
+int leap__worker_submit(struct leap__worker *w, void (*fn)(void *), void *arg);
 
 /* ------------------------------------------------------------ ctx.c */
 struct leap_ctx {
 	struct leap_topo *topo;
 	uint64_t pool_cap; /* pages; 0 = node size */
 	uint64_t chunk_pages; /* pool mapping chunk */
+	unsigned workers_per_node;
+	unsigned flags;	   /* LEAP_CTX_* */
 	atomic_int refs;   /* the user's reference + one per live region */
 	pthread_mutex_t lock;
 	struct leap_pool **pools;	 /* [topo->count], created lazily under lock */
 	struct leap__worker **workers; /* [topo->count], created lazily under lock */
+	struct leap__wp *wp;	       /* created lazily under lock; NULL if unavailable */
+	int wp_rc;		       /* 0 before the first try, 1 ready, -errno if unavailable */
 };
+/* The instance's write protection, opened on first use; -EOPNOTSUPP if unavailable. */
+int leap__ctx_wp(struct leap_ctx *ctx, struct leap__wp **out);
 int leap__ctx_pool(struct leap_ctx *ctx, int node, struct leap_pool **out);
 int leap__ctx_worker(struct leap_ctx *ctx, int target_node, struct leap__worker **out);
 void leap__ctx_ref(struct leap_ctx *ctx);
@@ -156,6 +201,9 @@ struct leap_region {
 	size_t nruns, runs_cap;
 	uint64_t (*win)[LEAP_BANKS_MAX]; /* [node][bank] pool offset, UINT64_MAX if none */
 	struct leap_region_stats st;
+	struct leap__wp *wp;		 /* write protection, or NULL (LEAP_CTX_NO_WRITE_PROTECT) */
+	struct leap_job *jobs;		 /* jobs queued or running on the region */
+	pthread_cond_t jobs_cond;	 /* signalled when a job leaves the list */
 };
 /* Pool offset of bank `bank` of the region on node; allocates the window on first use. */
 int leap__region_window(struct leap_region *r, int node, int bank, uint64_t *off);
@@ -163,5 +211,27 @@ int leap__region_window(struct leap_region *r, int node, int bank, uint64_t *off
 size_t leap__region_find_run(const struct leap_region *r, uint64_t pg);
 /* Make [pg, pg+n) one run on (node, bank) and merge with equal neighbours. */
 int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int node, int bank);
+
+/* ------------------------------------------------------------ leap.c */
+/* What moving one extent did. */
+struct leap__extent_out {
+	uint64_t moved;	    /* pages now on new pages */
+	uint64_t copy_ns, remap_ns;
+	uint32_t faults;    /* writers that blocked on the extent */
+	uint64_t fail_from; /* pages of the extent from here on that were to move did not */
+};
+/*
+ * Move pages [a, b) of r to target: plan, reserve, write-protect (unless protect is
+ * false), copy, remap, wake writers, switch the metadata. Returns pages moved or -errno
+ * (then nothing moved, unless even the rollback failed: out->moved tells).
+ * pre: r->lock held.
+ */
+int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, int target, bool relocate,
+		      bool protect, struct leap__extent_out *out, struct leap__hist *stalls);
+
+/* ------------------------------------------------------------ job.c */
+/* Cancel every job of r and wait until none is left. pre: r->lock held (released while
+ * waiting). */
+void leap__jobs_cancel_wait(struct leap_region *r);
 
 #endif /* LEAP_INTERNAL_H */

@@ -1,30 +1,28 @@
 /*
- * leap.c - page_leap(): move a range of a region to another node.
+ * leap.c - moving one extent of a region to another node (the step a job repeats).
  *
- * One call, in three phases, all under region->lock:
+ * One extent, under region->lock:
  *   1. plan: cut [a, b) into pieces along the region's runs; pieces already on the
  *      target stay (unless LEAP_RELOCATE). Every moving piece goes to one bank y of the
  *      target, so the range ends as one run (one mapping); consecutive moving pieces
  *      form one step, one copy and one remap.
  *   2. reserve: every destination page exists before anything moves, so a full pool
  *      (-ENOMEM) changes nothing.
- *   3. move, on the worker bound to the target node: per step, populate the
- *      destination in the pool's own mapping (one madvise, no per-page faults), memcpy
- *      the current contents into it, then map the destination over the range with
- *      MAP_FIXED|MAP_POPULATE. The old pages stay untouched until the metadata is
- *      switched, so a failed remap is undone by mapping the old pages back, for that
- *      step and every step before it.
+ *   3. write-protect the extent (wp.c): from here writers to it wait, readers do not.
+ *   4. per step: populate the destination in the pool's own mapping (one madvise, no
+ *      per-page faults), memcpy the current contents into it, map it over the range
+ *      with MAP_FIXED|MAP_POPULATE and register it for write protection again.
+ *   5. wake the writers: their faults retry and find the new pages.
+ *   6. switch the metadata, give the old pages back to their pool.
+ * The old pages stay untouched until step 6, so a failed remap is undone by mapping the
+ * old pages back, for that step and every step before it; writers waited meanwhile, so
+ * the old pages hold every write.
  * A slot (node n, bank y, page p) is used by page p only, so for a page not on the target
  * every bank is free; a page relocated on its own node needs a bank it is not in.
- *
- * Not yet safe against concurrent writers: a write to a page between its copy and its
- * remap is lost. Readers are fine (both copies hold the same bytes).
  */
 #include "internal.h"
 
 #include <errno.h>
-#include <numa.h>
-#include <sched.h>
 #include <stdlib.h>
 
 struct piece {
@@ -46,9 +44,7 @@ struct plan {
 	int target, bank;
 	struct leap_pool *dst;
 	uint64_t win;
-	/* filled by the worker */
 	uint64_t copy_ns, remap_ns;
-	int cpu;
 };
 
 /* Cut [a, b) along the runs; mark what moves. */
@@ -123,6 +119,15 @@ static void plan_steps(struct plan *pl)
 	}
 }
 
+/* Map pool pages at a region range and register it for write protection again. */
+static int map_range(struct leap_region *r, uint64_t lo, uint64_t n, int fd, uint64_t off)
+{
+	int rc = leap__sys_map_file(r->base + lo * LEAP_PG, n, fd, off);
+	if (!rc && r->wp)
+		rc = leap__wp_register(r->wp, r->base + lo * LEAP_PG, n);
+	return rc;
+}
+
 /* Map the old pages of a step back (they are intact until commit). */
 static int restore_step(struct plan *pl, const struct step *s)
 {
@@ -130,8 +135,8 @@ static int restore_step(struct plan *pl, const struct step *s)
 	int rc = 0;
 	for (size_t i = s->first; i <= s->last; i++) {
 		const struct piece *p = &pl->pieces[i];
-		int e = leap__sys_map_file(r->base + p->lo * LEAP_PG, p->hi - p->lo,
-					   r->ctx->pools[p->node]->fd, r->win[p->node][p->bank] + p->lo);
+		int e = map_range(r, p->lo, p->hi - p->lo, r->ctx->pools[p->node]->fd,
+				  r->win[p->node][p->bank] + p->lo);
 		rc = rc ? rc : e;
 	}
 	return rc;
@@ -150,12 +155,10 @@ static void roll_back(struct plan *pl, size_t failed)
 		pl->done--;
 }
 
-/* Runs on the target's worker: copy and remap each step. */
-static int move_steps(void *arg)
+/* Copy and remap each step; on failure roll back. */
+static int move_steps(struct plan *pl)
 {
-	struct plan *pl = arg;
 	struct leap_region *r = pl->r;
-	pl->cpu = sched_getcpu();
 	for (size_t k = 0; k < pl->nsteps; k++) {
 		const struct step *s = &pl->steps[k];
 		uint64_t lo = pl->pieces[s->first].lo, n = pl->pieces[s->last].hi - lo;
@@ -163,7 +166,7 @@ static int move_steps(void *arg)
 		int rc = leap__pool_copy_in(pl->dst, pl->win + lo, r->base + lo * LEAP_PG, n);
 		uint64_t t1 = leap__sys_now_ns();
 		if (!rc)
-			rc = leap__sys_map_file(r->base + lo * LEAP_PG, n, pl->dst->fd, pl->win + lo);
+			rc = map_range(r, lo, n, pl->dst->fd, pl->win + lo);
 		uint64_t t2 = leap__sys_now_ns();
 		pl->copy_ns += t1 - t0;
 		pl->remap_ns += t2 - t1;
@@ -206,10 +209,10 @@ static uint64_t commit(struct plan *pl)
 	return moved;
 }
 
-/* Move [a, b) (pages) to target. pre: region->lock held, arguments valid. */
-static int leap_locked(struct leap_region *r, uint64_t a, uint64_t b, int target, bool relocate)
+int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, int target, bool relocate,
+		      bool protect, struct leap__extent_out *out, struct leap__hist *stalls)
 {
-	struct plan pl = { .r = r, .target = target, .cpu = -1 };
+	struct plan pl = { .r = r, .target = target };
 	int rc = plan_pieces(&pl, a, b, relocate);
 	if (!rc) {
 		pl.bank = choose_bank(&pl, a, b);
@@ -218,62 +221,56 @@ static int leap_locked(struct leap_region *r, uint64_t a, uint64_t b, int target
 			free(pl.pieces);
 			free(pl.steps);
 			uint64_t mid = a + (b - a) / 2;
-			rc = leap_locked(r, a, mid, target, relocate);
+			rc = leap__extent_move(r, a, mid, target, relocate, protect, out, stalls);
 			if (rc < 0)
 				return rc;
-			int rc2 = leap_locked(r, mid, b, target, relocate);
+			int rc2 = leap__extent_move(r, mid, b, target, relocate, protect, out, stalls);
 			return rc2 < 0 ? rc2 : rc + rc2;
 		}
 		plan_steps(&pl);
 	}
 	if (!rc && pl.nsteps)
 		rc = leap__region_window(r, target, pl.bank, &pl.win);
-	struct leap_pool *dst = NULL;
 	if (!rc && pl.nsteps)
-		rc = leap__ctx_pool(r->ctx, target, &dst);
+		rc = leap__ctx_pool(r->ctx, target, &pl.dst);
 	for (size_t k = 0; !rc && k < pl.nsteps; k++) {
 		uint64_t lo = pl.pieces[pl.steps[k].first].lo, hi = pl.pieces[pl.steps[k].last].hi;
-		rc = leap__pool_reserve(dst, pl.win + lo, hi - lo);
+		rc = leap__pool_reserve(pl.dst, pl.win + lo, hi - lo);
 		if (!rc)
 			pl.reserved = k + 1;
 	}
-	struct leap__worker *w = NULL;
-	if (!rc && pl.nsteps)
-		rc = leap__ctx_worker(r->ctx, target, &w);
 	if (!rc && pl.nsteps) {
-		pl.dst = dst;
-		rc = leap__worker_call(w, move_steps, &pl);
+		/* one protected span from the first moving page to the last */
+		uint64_t lo = pl.pieces[pl.steps[0].first].lo;
+		uint64_t hi = pl.pieces[pl.steps[pl.nsteps - 1].last].hi;
+		struct leap__wp_extent e = { .start_ns = leap__sys_now_ns() };
+		bool wp = protect && r->wp;
+		if (wp)
+			rc = leap__wp_protect(r->wp, &e, r->base + lo * LEAP_PG, hi - lo);
+		if (!rc)
+			rc = move_steps(&pl);
+		if (wp) {
+			leap__wp_release(r->wp, &e, stalls);
+			out->faults += e.nfaults; /* final once released */
+			r->st.write_faults += e.nfaults;
+		}
 	}
 	uint64_t moved = commit(&pl);
+	/* committed steps are a prefix: every planned page before the first uncommitted step
+	 * moved, none after it did */
+	out->fail_from = !rc ? b : pl.done < pl.nsteps ? pl.pieces[pl.steps[pl.done].first].lo : a;
+	out->moved += moved;
+	out->copy_ns += pl.copy_ns;
+	out->remap_ns += pl.remap_ns;
 	if (moved) {
-		r->st.leaps++;
 		r->st.pages_moved += moved;
 		r->st.bytes_copied += moved * LEAP_PG;
 		r->st.copy_ns += pl.copy_ns;
 		r->st.remap_ns += pl.remap_ns;
-		r->st.last_worker_cpu = pl.cpu;
-		r->st.last_worker_node = pl.cpu >= 0 ? numa_node_of_cpu(pl.cpu) : -1;
 	}
 	free(pl.pieces);
 	free(pl.steps);
 	if (rc)
 		return rc;
 	return moved > INT32_MAX ? INT32_MAX : (int)moved;
-}
-
-LEAP_API int page_leap(struct leap_region *r, void *addr, size_t len, int node, unsigned flags)
-{
-	if (!r || (flags & ~LEAP_RELOCATE) || len == 0 || (uintptr_t)addr % LEAP_PAGE_SIZE ||
-	    len % LEAP_PAGE_SIZE)
-		return -EINVAL;
-	uintptr_t a = (uintptr_t)addr, base = (uintptr_t)r->base, size = r->npages * LEAP_PG;
-	if (a < base || a - base > size || len > size - (a - base))
-		return -EFAULT;
-	if (!leap__topo_valid_mem_node(r->ctx->topo, node))
-		return -ENODEV;
-	uint64_t pg = (a - base) / LEAP_PG;
-	pthread_mutex_lock(&r->lock);
-	int rc = leap_locked(r, pg, pg + len / LEAP_PG, node, flags & LEAP_RELOCATE);
-	pthread_mutex_unlock(&r->lock);
-	return rc;
 }

@@ -14,8 +14,9 @@
  * unless a neighbour suggests another (see leap.c), so regions that only move between
  * nodes have exactly one run per stretch of pages on one node.
  *
- * Threads: region->lock serializes page_leap(), queries and stats. base, npages and
- * resv_len never change after creation and are read without the lock.
+ * Threads: region->lock guards the runs, windows, stats and job list; jobs hold it for
+ * one extent at a time. base, npages, resv_len and wp never change after creation and
+ * are read without the lock.
  */
 #include "internal.h"
 
@@ -112,6 +113,7 @@ static void region_free(struct leap_region *r)
 {
 	if (r->base)
 		leap__sys_unmap(r->base, r->resv_len);
+	pthread_cond_destroy(&r->jobs_cond);
 	int count = r->ctx->topo->count;
 	for (size_t i = 0; i < r->nruns; i++) {
 		struct leap__run *x = &r->runs[i];
@@ -184,6 +186,7 @@ LEAP_API int leap_region_new_placed(struct leap_ctx *ctx, size_t length,
 	r->npages = length / LEAP_PG;
 	r->resv_len = length;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->jobs_cond, NULL);
 	r->st.last_worker_cpu = -1;
 	r->st.last_worker_node = -1;
 	r->win = malloc((size_t)ctx->topo->count * sizeof(*r->win));
@@ -202,6 +205,9 @@ LEAP_API int leap_region_new_placed(struct leap_ctx *ctx, size_t length,
 	for (size_t i = 0; i < nplace && !rc; i++)
 		rc = place_range(r, place[i].offset / LEAP_PG, place[i].length / LEAP_PG,
 				 place[i].node);
+	/* write protection where the kernel has it; without it, jobs need LEAP_NO_WRITERS */
+	if (!rc && leap__ctx_wp(ctx, &r->wp) == 0)
+		rc = leap__wp_register(r->wp, r->base, r->npages);
 	if (rc) {
 		region_free(r);
 		return rc;
@@ -221,7 +227,11 @@ LEAP_API void leap_region_destroy(struct leap_region **region)
 {
 	if (!region || !*region)
 		return;
-	region_free(*region);
+	struct leap_region *r = *region;
+	pthread_mutex_lock(&r->lock);
+	leap__jobs_cancel_wait(r);
+	pthread_mutex_unlock(&r->lock);
+	region_free(r);
 	*region = NULL;
 }
 

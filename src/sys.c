@@ -91,14 +91,18 @@ int leap__sys_punch(int fd, uint64_t pg_off, uint64_t npages)
 /*
  * Map file pages [pg_off, pg_off+npages) at addr, replacing whatever is there, and fill
  * the page tables in the same call (MAP_POPULATE) so the program takes no fault per page
- * afterwards. Neighbouring mappings of the same file at contiguous offsets are merged by
- * the kernel into one mapping.
+ * afterwards. Neighbouring mappings of the same file at contiguous offsets (and the same
+ * flags and userfaultfd registration) are merged by the kernel into one mapping.
  */
 int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off)
 {
 	void *p = mmap(addr, npages * LEAP_PG, PROT_READ | PROT_WRITE,
 		       MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, (off_t)(pg_off * LEAP_PG));
 	if (p == MAP_FAILED)
+		return -errno;
+	/* a child of fork() must not keep pool pages the parent will reuse: regions are not
+	 * inherited (every mapping of a region carries the flag, so they still merge) */
+	if (madvise(addr, npages * LEAP_PG, MADV_DONTFORK) != 0)
 		return -errno;
 	return 0;
 }

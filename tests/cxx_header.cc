@@ -6,6 +6,6 @@ int main()
 {
 	struct leap_region_stats st = {};
 	st.size = sizeof(st);
-	int (*leap)(struct leap_region *, void *, size_t, int, unsigned) = page_leap;
+	int (*leap)(struct leap_region *, void *, size_t, int, unsigned, struct leap_job **) = page_leap;
 	return (leap != nullptr && LEAP_PAGE_SIZE == 4096u && st.size > 0) ? 0 : 1;
 }

@@ -75,15 +75,18 @@ int main(void)
 	OK(leap_region_new(ctx, len, home, &r));
 	char *p = leap_region_addr(r);
 	fill_pages(p, np, 11);
+	/* one extent for the whole range: a failure is not retried at a smaller size */
+	struct leap_job_options one = { .size = sizeof(one), .granularity_min = len,
+					.granularity_max = len };
 	arm(0, 1);
-	ERR(page_leap(r, p, len, target, fl), ENOMEM);
+	ERR(page_leap_opts(r, p, len, target, fl, &one, NULL), ENOMEM);
 	disarm();
 	CHECK(agree(r, home) == np, "pages moved despite the failure");
 	check_pages(p, np, 11, "after refused remap");
 	struct leap_region_stats st = { .size = sizeof(st) };
 	OK(leap_region_stats(r, &st));
 	CHECK(st.pages_moved == 0 && st.runs == 1, "stats changed");
-	CHECK(OK(page_leap(r, p, len, target, fl)) == (int)np, "works afterwards");
+	CHECK(OK(page_leap(r, p, len, target, fl, NULL)) == (int)np, "works afterwards");
 	check_pages(p, np, 11, "after retry");
 	leap_region_destroy(&r);
 	if (nn < 2) {
@@ -100,19 +103,19 @@ int main(void)
 	fill_pages(p, np, 12);
 	/* the second step's remap fails: the first step is rolled back */
 	arm(1, 1);
-	ERR(page_leap(r, p, len, target, 0), ENOMEM);
+	ERR(page_leap_opts(r, p, len, target, 0, &one, NULL), ENOMEM);
 	disarm();
 	CHECK(agree(r, target) == np / 2, "rollback left pages on the target");
 	check_pages(p, np, 12, "after rollback");
 	/* the second remap fails and so does every restore: step one stays done, and the
 	 * metadata says so */
 	arm(1, 1000);
-	ERR(page_leap(r, p, len, target, 0), ENOMEM);
+	ERR(page_leap_opts(r, p, len, target, 0, &one, NULL), ENOMEM);
 	disarm();
 	size_t on = agree(r, target);
 	CHECK(on == 3 * np / 4, "%zu pages on target, want the first step's %zu more", on, np / 4);
 	check_pages(p, np, 12, "after failed rollback");
-	CHECK(OK(page_leap(r, p, len, target, 0)) == (int)(np / 4), "finishing the move");
+	CHECK(OK(page_leap(r, p, len, target, 0, NULL)) == (int)(np / 4), "finishing the move");
 	CHECK(agree(r, target) == np, "all on target");
 	check_pages(p, np, 12, "after finishing");
 	leap_region_destroy(&r);

@@ -58,7 +58,7 @@ int main(void)
 				pfn[k] = pfn_of(p + k * PG);
 			CHECK(!root || pfn[0] != 0, "pagemap hides frame numbers although we are root");
 			unsigned fl = a == b ? LEAP_RELOCATE : 0;
-			int moved = OK(page_leap(r, p, len, b, fl));
+			int moved = OK(page_leap(r, p, len, b, fl, NULL));
 			CHECK((size_t)moved == np, "moved %d of %zu", moved, np);
 			CHECK(leap_region_addr(r) == p, "address changed");
 			check_pages(p, np, (uint64_t)(i * 64 + j), "after leap");
@@ -72,13 +72,13 @@ int main(void)
 			/* the same again without RELOCATE is a no-op: same frames */
 			for (size_t k = 0; k < np; k++)
 				pfn[k] = pfn_of(p + k * PG);
-			CHECK(OK(page_leap(r, p, len, b, 0)) == 0, "no-op moved pages");
+			CHECK(OK(page_leap(r, p, len, b, 0, NULL)) == 0, "no-op moved pages");
 			for (size_t k = 0; root && k < np; k++)
 				CHECK(pfn_of(p + k * PG) == pfn[k], "no-op changed page %zu", k);
 			/* a sub-range back to a: only those pages move */
 			size_t lo = np / 3, hi = 2 * np / 3;
 			fl = a == b ? LEAP_RELOCATE : 0;
-			moved = OK(page_leap(r, p + lo * PG, (hi - lo) * PG, a, fl));
+			moved = OK(page_leap(r, p + lo * PG, (hi - lo) * PG, a, fl, NULL));
 			CHECK((size_t)moved == hi - lo, "sub-range moved %d", moved);
 			int *kn = malloc(np * sizeof(int));
 			kernel_nodes(p, np, kn);
@@ -120,7 +120,7 @@ int main(void)
 		for (size_t o = 0; o < big; o += 64)
 			sum += (uint64_t)p[o];
 		double t0 = now();
-		OK(page_leap(r, p, big, target, nn == 1 ? LEAP_RELOCATE : 0));
+		OK(page_leap(r, p, big, target, nn == 1 ? LEAP_RELOCATE : 0, NULL));
 		double dt = now() - t0;
 		if (k == 0)
 			first = dt;

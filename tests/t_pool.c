@@ -61,7 +61,7 @@ int main(void)
 		CHECK(s.extents_in_use >= 1, "extents in use");
 		fill_pages(p, len / PG, 3);
 		/* there and back: the second trip reuses the pages kept from the first */
-		OK(page_leap(r, p, len, b, fl));
+		OK(page_leap(r, p, len, b, fl, NULL));
 		struct leap_pool_stats s1a = pstats(pa), s1b = pstats(pb);
 		if (a != b) {
 			CHECK(s1a.used_bytes == s0a.used_bytes && s1a.free_bytes == s0a.free_bytes + len,
@@ -71,8 +71,8 @@ int main(void)
 			CHECK(s1a.used_bytes == s0a.used_bytes + len && s1a.free_bytes == s0a.free_bytes + len,
 			      "relocation keeps the old pages as free");
 		}
-		OK(page_leap(r, p, len, a, fl));
-		OK(page_leap(r, p, len, b, fl));
+		OK(page_leap(r, p, len, a, fl, NULL));
+		OK(page_leap(r, p, len, b, fl, NULL));
 		struct leap_pool_stats s2a = pstats(pa), s2b = pstats(pb);
 		CHECK(s2a.capacity_bytes == s1a.capacity_bytes && s2b.capacity_bytes == s1b.capacity_bytes,
 		      "pools grew on the second trip: pages were not reused");

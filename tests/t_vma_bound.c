@@ -45,7 +45,7 @@ int main(void)
 			want[k] = ((uint64_t)it << 32) | k;
 			*(uint64_t *)(p + k * PG + (k % 512) * 8) = want[k];
 		}
-		int moved = page_leap(r, p + lo * PG, n * PG, target, nn == 1 ? LEAP_RELOCATE : 0);
+		int moved = page_leap(r, p + lo * PG, n * PG, target, nn == 1 ? LEAP_RELOCATE : 0, NULL);
 		if (moved < 0)
 			FAIL("iteration %ld: page_leap(%zu+%zu -> %d) = %d (seed %" PRIu64 ")", it, lo, n,
 			     target, moved, seed0);

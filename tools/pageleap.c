@@ -229,7 +229,7 @@ static int cmd_demo(int argc, char **argv)
 		double dt = 0;
 		if (s > 0) {
 			double t0 = now();
-			moved = page_leap(r, p, len, target, nn == 1 ? LEAP_RELOCATE : 0);
+			moved = page_leap(r, p, len, target, nn == 1 ? LEAP_RELOCATE : 0, NULL);
 			dt = now() - t0;
 			if (moved < 0) {
 				fprintf(stderr, "pageleap: page_leap to node %d failed: %s\n", target,

@@ -119,6 +119,7 @@ int main(void)
 		volatile uint64_t sum = 0;
 		for (size_t o = 0; o < big; o += 64)
 			sum += (uint64_t)p[o];
+		(void)sum;
 		double t0 = now();
 		OK(page_leap(r, p, big, target, nn == 1 ? LEAP_RELOCATE : 0, NULL));
 		double dt = now() - t0;

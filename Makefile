@@ -89,7 +89,7 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1 bash tests/run.sh build-asan/tests
 tsan:
 	$(MAKE) B=build-tsan CC=clang CXX=clang++ CFLAGS="-O1 -g -fsanitize=thread" all
-	TSAN_OPTIONS=halt_on_error=1 bash tests/run.sh build-tsan/tests
+	TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" bash tests/run.sh build-tsan/tests
 
 demo: deps
 	$(MAKE) all static

@@ -179,6 +179,30 @@ static int move_steps(struct plan *pl)
 	return 0;
 }
 
+/*
+ * After the steps, pages of the protected span [lo, hi) that were not remapped keep their
+ * write-protected entries: pieces already on the target between moving ones, and the
+ * pieces of steps that never ran because an earlier one failed. Their next writer would
+ * wait for a wake that never comes, so the protection is cleared on the whole span
+ * (remapped pages have fresh entries; clearing those is a no-op). Should the kernel
+ * refuse, the pages not remapped are mapped again in place (same pool pages, fresh
+ * entries) so that no writer can block for good.
+ */
+static void unprotect_span(struct plan *pl, uint64_t lo, uint64_t hi)
+{
+	struct leap_region *r = pl->r;
+	if (leap__wp_unprotect(r->wp, r->base + lo * LEAP_PG, hi - lo) == 0)
+		return;
+	size_t done_to = pl->done ? pl->steps[pl->done - 1].last + 1 : 0;
+	for (size_t i = 0; i < pl->npieces; i++) {
+		const struct piece *p = &pl->pieces[i];
+		if ((p->move && i < done_to) || p->hi <= lo || p->lo >= hi)
+			continue;
+		map_range(r, p->lo, p->hi - p->lo, r->ctx->pools[p->node]->fd,
+			  r->win[p->node][p->bank] + p->lo);
+	}
+}
+
 /* Switch the metadata of the steps that completed; returns pages moved. */
 static uint64_t commit(struct plan *pl)
 {
@@ -250,6 +274,7 @@ int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, int target,
 		if (!rc)
 			rc = move_steps(&pl);
 		if (wp) {
+			unprotect_span(&pl, lo, hi);
 			leap__wp_release(r->wp, &e, stalls);
 			out->faults += e.nfaults; /* final once released */
 			r->st.write_faults += e.nfaults;

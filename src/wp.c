@@ -199,6 +199,25 @@ int leap__wp_protect(struct leap__wp *w, struct leap__wp_extent *e, void *addr, 
 }
 
 /*
+ * Clear write protection on [addr, addr+npages). A remap gives fresh, unprotected
+ * page-table entries, but pages of a protected extent left in place keep theirs, and a
+ * protected page that nothing remaps would block its next writer for good. Does not
+ * wake: release does. -EAGAIN (the address space changing under us) is retried.
+ */
+int leap__wp_unprotect(struct leap__wp *w, void *addr, uint64_t npages)
+{
+	struct uffdio_writeprotect wp = { .range = { (uintptr_t)addr, npages * LEAP_PG },
+					  .mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE };
+	for (int tries = 0; tries < 100; tries++) {
+		if (ioctl(w->fd, UFFDIO_WRITEPROTECT, &wp) == 0)
+			return 0;
+		if (errno != EAGAIN)
+			break;
+	}
+	return -errno;
+}
+
+/*
  * The extent's new pages are mapped (or its old ones restored): wake every writer
  * blocked on it and unlist it. Stalls (wake time - fault time) go to h.
  */

@@ -2,7 +2,7 @@
 # Test runner: runs every test program in DIR (t_*), each under a timeout, prints one line
 # per test and closes with "N passed, N failed, N skipped". Exit 0 only if none failed.
 # POSIX sh: the same script runs inside the busybox guests.
-# usage: run.sh DIR [TIMEOUT_S]
+# usage: run.sh DIR [TIMEOUT_S]    (LEAP_TESTS="t_a t_b" or "t_a+t_b" runs only those)
 dir=${1:?test dir}
 limit=${2:-${LEAP_TEST_TIMEOUT:-900}}
 pass=0 fail=0 skipped=0
@@ -10,6 +10,7 @@ log=${TMPDIR:-/tmp}/leap-test.$$
 for t in "$dir"/t_*; do
 	[ -x "$t" ] || continue
 	name=$(basename "$t")
+	case " $(echo "${LEAP_TESTS:-$name}" | tr + ' ') " in *" $name "*) ;; *) continue ;; esac
 	start=$(date +%s)
 	timeout "$limit" "$t" >"$log" 2>&1
 	rc=$?

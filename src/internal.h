@@ -80,8 +80,8 @@ struct leap__wp {
 int leap__wp_new(struct leap__wp **out);
 void leap__wp_free(struct leap__wp *w);
 int leap__wp_register(struct leap__wp *w, void *addr, uint64_t npages);
-int leap__wp_protect(struct leap__wp *w, struct leap__wp_extent *e, void *addr, uint64_t npages);
-int leap__wp_unprotect(struct leap__wp *w, void *addr, uint64_t npages);
+void leap__wp_track(struct leap__wp *w, struct leap__wp_extent *e, void *addr, uint64_t npages);
+int leap__wp_set(struct leap__wp *w, void *addr, uint64_t npages, bool on);
 void leap__wp_release(struct leap__wp *w, struct leap__wp_extent *e, struct leap__hist *h);
 
 /* ------------------------------------------------------------ ivset.c */

@@ -8,11 +8,14 @@
  *      form one step, one copy and one remap.
  *   2. reserve: every destination page exists before anything moves, so a full pool
  *      (-ENOMEM) changes nothing.
- *   3. write-protect the extent (wp.c): from here writers to it wait, readers do not.
+ *   3. write-protect the moving pieces (wp.c): from here writers to them wait, readers
+ *      do not. Pages staying in place are not protected.
  *   4. per step: populate the destination in the pool's own mapping (one madvise, no
  *      per-page faults), memcpy the current contents into it, map it over the range
  *      with MAP_FIXED|MAP_POPULATE and register it for write protection again.
- *   5. wake the writers: their faults retry and find the new pages.
+ *   5. wake the writers: their faults retry and find the new pages (fresh entries, not
+ *      protected); moving pieces that were protected but not remapped after a failure
+ *      are unprotected first, or their writers would wait for good.
  *   6. switch the metadata, give the old pages back to their pool.
  * The old pages stay untouched until step 6, so a failed remap is undone by mapping the
  * old pages back, for that step and every step before it; writers waited meanwhile, so
@@ -180,26 +183,43 @@ static int move_steps(struct plan *pl)
 }
 
 /*
- * After the steps, pages of the protected span [lo, hi) that were not remapped keep their
- * write-protected entries: pieces already on the target between moving ones, and the
- * pieces of steps that never ran because an earlier one failed. Their next writer would
- * wait for a wake that never comes, so the protection is cleared on the whole span
- * (remapped pages have fresh entries; clearing those is a no-op). Should the kernel
- * refuse, the pages not remapped are mapped again in place (same pool pages, fresh
- * entries) so that no writer can block for good.
+ * Write-protect the moving pieces of the extent, piece by piece: a piece lies in one
+ * kernel mapping, and kernels before 6.5 protect only within one mapping per call.
+ * Pieces that stay (already on the target) are not protected: their writers never wait.
  */
-static void unprotect_span(struct plan *pl, uint64_t lo, uint64_t hi)
+static int protect_moving(struct plan *pl)
 {
 	struct leap_region *r = pl->r;
-	if (leap__wp_unprotect(r->wp, r->base + lo * LEAP_PG, hi - lo) == 0)
-		return;
-	size_t done_to = pl->done ? pl->steps[pl->done - 1].last + 1 : 0;
 	for (size_t i = 0; i < pl->npieces; i++) {
 		const struct piece *p = &pl->pieces[i];
-		if ((p->move && i < done_to) || p->hi <= lo || p->lo >= hi)
+		if (!p->move)
 			continue;
-		map_range(r, p->lo, p->hi - p->lo, r->ctx->pools[p->node]->fd,
-			  r->win[p->node][p->bank] + p->lo);
+		int rc = leap__wp_set(r->wp, r->base + p->lo * LEAP_PG, p->hi - p->lo, true);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * After the steps, moving pieces that were not remapped keep their write-protected
+ * entries: the pieces of steps that never ran because an earlier one failed (or because
+ * protecting failed). Their next writer would wait for a wake that never comes, so their
+ * protection is cleared; remapped pieces (done, or rolled back onto their old pages)
+ * have fresh entries. Should the kernel refuse, such a piece is mapped again in place
+ * (same pool pages, fresh entries) so that no writer can block for good.
+ */
+static void unprotect_left(struct plan *pl)
+{
+	struct leap_region *r = pl->r;
+	size_t done_to = pl->done ? pl->steps[pl->done - 1].last + 1 : 0;
+	for (size_t i = done_to; i < pl->npieces; i++) {
+		const struct piece *p = &pl->pieces[i];
+		if (!p->move)
+			continue;
+		if (leap__wp_set(r->wp, r->base + p->lo * LEAP_PG, p->hi - p->lo, false) != 0)
+			map_range(r, p->lo, p->hi - p->lo, r->ctx->pools[p->node]->fd,
+				  r->win[p->node][p->bank] + p->lo);
 	}
 }
 
@@ -264,17 +284,19 @@ int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, int target,
 			pl.reserved = k + 1;
 	}
 	if (!rc && pl.nsteps) {
-		/* one protected span from the first moving page to the last */
+		/* faults are timed against the span from the first moving page to the last */
 		uint64_t lo = pl.pieces[pl.steps[0].first].lo;
 		uint64_t hi = pl.pieces[pl.steps[pl.nsteps - 1].last].hi;
 		struct leap__wp_extent e = { .start_ns = leap__sys_now_ns() };
 		bool wp = protect && r->wp;
-		if (wp)
-			rc = leap__wp_protect(r->wp, &e, r->base + lo * LEAP_PG, hi - lo);
+		if (wp) {
+			leap__wp_track(r->wp, &e, r->base + lo * LEAP_PG, hi - lo);
+			rc = protect_moving(&pl);
+		}
 		if (!rc)
 			rc = move_steps(&pl);
 		if (wp) {
-			unprotect_span(&pl, lo, hi);
+			unprotect_left(&pl);
 			leap__wp_release(r->wp, &e, stalls);
 			out->faults += e.nfaults; /* final once released */
 			r->st.write_faults += e.nfaults;

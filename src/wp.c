@@ -176,10 +176,10 @@ static void *listener_main(void *arg)
 }
 
 /*
- * Start protecting an extent: writers to [lo, hi) block from now on. The extent is
- * listed so faults against it are timed. pre: e is not listed.
+ * Track an extent in flight: faults in [addr, addr+npages) are timed against it until
+ * release. pre: e is not listed.
  */
-int leap__wp_protect(struct leap__wp *w, struct leap__wp_extent *e, void *addr, uint64_t npages)
+void leap__wp_track(struct leap__wp *w, struct leap__wp_extent *e, void *addr, uint64_t npages)
 {
 	e->lo = (uintptr_t)addr;
 	e->hi = e->lo + npages * LEAP_PG;
@@ -188,26 +188,20 @@ int leap__wp_protect(struct leap__wp *w, struct leap__wp_extent *e, void *addr, 
 	e->next = w->inflight;
 	w->inflight = e;
 	pthread_mutex_unlock(&w->lock);
-	struct uffdio_writeprotect wp = { .range = { e->lo, e->hi - e->lo },
-					  .mode = UFFDIO_WRITEPROTECT_MODE_WP };
-	if (ioctl(w->fd, UFFDIO_WRITEPROTECT, &wp) != 0) {
-		int rc = -errno;
-		leap__wp_release(w, e, NULL);
-		return rc;
-	}
-	return 0;
 }
 
 /*
- * Clear write protection on [addr, addr+npages). A remap gives fresh, unprotected
- * page-table entries, but pages of a protected extent left in place keep theirs, and a
- * protected page that nothing remaps would block its next writer for good. Does not
- * wake: release does. -EAGAIN (the address space changing under us) is retried.
+ * Write-protect (on) or unprotect [addr, addr+npages): from protection on, writers to
+ * the range block until it is woken. The range must lie in one mapping: before Linux 6.5
+ * UFFDIO_WRITEPROTECT refuses (-ENOENT) a range over several, so callers go run by run.
+ * Unprotecting does not wake: release does. -EAGAIN (the address space changing under
+ * us) is retried.
  */
-int leap__wp_unprotect(struct leap__wp *w, void *addr, uint64_t npages)
+int leap__wp_set(struct leap__wp *w, void *addr, uint64_t npages, bool on)
 {
 	struct uffdio_writeprotect wp = { .range = { (uintptr_t)addr, npages * LEAP_PG },
-					  .mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE };
+					  .mode = on ? UFFDIO_WRITEPROTECT_MODE_WP
+						     : UFFDIO_WRITEPROTECT_MODE_DONTWAKE };
 	for (int tries = 0; tries < 100; tries++) {
 		if (ioctl(w->fd, UFFDIO_WRITEPROTECT, &wp) == 0)
 			return 0;

@@ -58,9 +58,10 @@ static void stuck(int sig)
 }
 
 /*
- * Pages that stay put inside a moving span (already on the target, between pages that
- * move) are write-protected with the span while it moves: afterwards every page must take
- * writes again. A page left protected blocks its writer forever; the alarm catches it.
+ * A range whose pages alternate between the target and another node: extents mix pages
+ * that move with pages that stay (and span several kernel mappings, which kernels before
+ * 6.5 cannot write-protect in one call). Afterwards every page must take writes: a page
+ * left write-protected blocks its writer forever, and the alarm catches it.
  */
 static void mixed_then_write(int home, int far)
 {

@@ -210,6 +210,9 @@ struct leap_job_options {
 	 * job's progress but must not wait for, or destroy, the job */
 	void (*done)(struct leap_job *job, void *arg);
 	void *arg;
+	/* how long a writer may wait for one extent, in ns, before extents that writers
+	 * touch shrink; 0: 250 us. Extents nobody touches grow regardless. */
+	uint64_t stall_target_ns;
 };
 
 struct leap_progress {
@@ -230,6 +233,8 @@ struct leap_progress {
 				      for their extent instead (see pageleap(7)) */
 	uint64_t elapsed_ns;	   /* since the job started running */
 	int worker_cpu;		   /* CPU the job ran on (-1 before it starts) */
+	uint64_t retries;	   /* extents tried again at half the size after finding no
+				      room in the target pool */
 };
 
 /*

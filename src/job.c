@@ -8,12 +8,15 @@
  * extent boundary (every page is then whole, on exactly one node).
  *
  * Granularity: the extent starts at LEAP_GRAN_START pages (clamped to the job's bounds)
- * and doubles after an extent no writer touched, up to the maximum; an extent that made
- * writers wait halves it (quarters it when several waited), down to the minimum. Writers
- * wait for at most one extent, so smaller extents under contention mean shorter stalls,
- * and larger ones without contention mean fewer system calls per byte. An extent that
- * found no room (-ENOMEM, nothing moved) is retried at half the size before its pages
- * are reported as failed.
+ * and doubles after an extent no writer touched, up to the maximum. An extent that made
+ * writers wait is judged by how long it took, which is how long they waited: longer than
+ * the stall target halves it (quarters it when several waited), shorter than half the
+ * target doubles it, in between keeps it. Writers wait for at most one extent, so this
+ * bounds their stalls near the target while keeping extents as large as the target
+ * allows: writers that touch every extent whatever its size (scattered writes) would
+ * otherwise drive it down to one page and the job to a system call per page. An extent
+ * that found no room (-ENOMEM, nothing moved) is retried at half the size before its
+ * pages are reported as failed.
  *
  * Lifetime: a job has two references, the caller's handle and the running job; the last
  * one frees it. It is listed on its region (region->jobs, under region->lock) from
@@ -33,6 +36,7 @@
 #define LEAP_GRAN_START 16			      /* pages: first extent size */
 #define LEAP_GRAN_MAX_DEFAULT ((4u << 20) / LEAP_PAGE_SIZE) /* pages */
 #define LEAP_GRAN_LIMIT ((1u << 30) / LEAP_PAGE_SIZE)	      /* pages: largest allowed */
+#define LEAP_STALL_TARGET_DEFAULT 250000u		      /* ns */
 
 struct leap_job {
 	struct leap_region *r;
@@ -40,6 +44,7 @@ struct leap_job {
 	int target;
 	bool relocate, protect;
 	uint64_t gmin, gmax; /* pages */
+	uint64_t stall_target; /* ns */
 	int *status;
 	void (*done)(struct leap_job *, void *);
 	void *arg;
@@ -106,12 +111,13 @@ static void account(struct leap_job *j, uint64_t pos, uint64_t n, int rc,
 	pthread_mutex_unlock(&j->lock);
 }
 
-/* The next extent size: grow when nobody waited, shrink when writers did. */
-static uint64_t adapt(const struct leap_job *j, uint64_t g, uint32_t faults)
+/* The next extent size: grow when nobody waited; when writers waited, shrink if they
+ * waited longer than the target, grow if far shorter. */
+static uint64_t adapt(const struct leap_job *j, uint64_t g, uint32_t faults, uint64_t ns)
 {
-	if (faults == 0)
+	if (faults == 0 || ns < j->stall_target / 2)
 		g *= 2;
-	else
+	else if (ns > j->stall_target)
 		g /= faults > 2 ? 4 : 2;
 	if (g < j->gmin)
 		g = j->gmin;
@@ -155,17 +161,22 @@ static void job_run(void *arg)
 		struct leap__hist h;
 		h.count = 0;
 		pthread_mutex_lock(&r->lock);
+		uint64_t t0 = leap__sys_now_ns();
 		int rc = leap__extent_move(r, pos, pos + n, j->target, j->relocate, j->protect, &o, &h);
+		uint64_t ns = leap__sys_now_ns() - t0;
 		if (rc == -ENOMEM && o.moved == 0 && n > j->gmin) {
 			/* the destination needs room before the source pages are freed: a smaller
 			 * extent needs less, so a nearly full pool still drains into itself */
 			pthread_mutex_unlock(&r->lock);
 			g = n / 2 < j->gmin ? j->gmin : n / 2;
+			pthread_mutex_lock(&j->lock);
+			j->prog.retries++;
+			pthread_mutex_unlock(&j->lock);
 			continue;
 		}
 		account(j, pos, n, rc, &o, g, &h);
 		pthread_mutex_unlock(&r->lock);
-		g = adapt(j, g, o.faults);
+		g = adapt(j, g, o.faults, ns);
 		pos += n;
 	}
 	pthread_mutex_lock(&r->lock);
@@ -208,7 +219,7 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 	if ((flags & ~(LEAP_RELOCATE | LEAP_NO_WRITERS)) || len == 0 ||
 	    (uintptr_t)addr % LEAP_PAGE_SIZE || len % LEAP_PAGE_SIZE)
 		return -EINVAL;
-	uint64_t gmin = 1, gmax = LEAP_GRAN_MAX_DEFAULT;
+	uint64_t gmin = 1, gmax = LEAP_GRAN_MAX_DEFAULT, target = LEAP_STALL_TARGET_DEFAULT;
 	if (o) {
 		if (o->size < sizeof(*o) || o->granularity_min % LEAP_PAGE_SIZE ||
 		    o->granularity_max % LEAP_PAGE_SIZE)
@@ -218,6 +229,8 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 					  : (gmin > LEAP_GRAN_MAX_DEFAULT ? gmin : LEAP_GRAN_MAX_DEFAULT);
 		if (gmin > gmax || gmax > LEAP_GRAN_LIMIT)
 			return -EINVAL;
+		if (o->stall_target_ns)
+			target = o->stall_target_ns;
 	}
 	uintptr_t a = (uintptr_t)addr, base = (uintptr_t)r->base, size = r->npages * LEAP_PG;
 	if (a < base || a - base > size || len > size - (a - base))
@@ -234,6 +247,7 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 	j->protect = !(flags & LEAP_NO_WRITERS);
 	j->gmin = gmin;
 	j->gmax = gmax;
+	j->stall_target = target;
 	if (o) {
 		j->status = o->status;
 		j->done = o->done;

@@ -83,7 +83,18 @@ int main(void)
 	if (other != home) {
 		/* room for half: the first half moves, the rest is reported, nothing is lost */
 		OK(leap_pool_set_cap(pool, ps.capacity_bytes + len / 2));
-		ERR(page_leap_opts(r, p, len, other, 0, &jo, NULL), ENOMEM);
+		struct leap_job *j;
+		OK(page_leap_opts(r, p, len, other, 0, &jo, &j));
+		CHECK(leap_job_wait(j, -1) == -ENOMEM, "job on a pool filling up: not -ENOMEM");
+		struct leap_progress pr = { .size = sizeof(pr) };
+		OK(leap_job_progress(j, &pr));
+		CHECK(pr.state == LEAP_JOB_FAILED && pr.error == -ENOMEM &&
+			      pr.pages_failed == np / 2 && pr.pages_moved == np / 2 &&
+			      pr.pages_done == np && pr.retries > 0,
+		      "progress of a job on a pool filling up: state %d, %" PRIu64 " failed, %" PRIu64
+		      " moved, %" PRIu64 " retries",
+		      pr.state, pr.pages_failed, pr.pages_moved, pr.retries);
+		leap_job_destroy(&j);
 		int *kn = malloc(np * sizeof(int));
 		kernel_nodes(p, np, kn);
 		size_t moved = 0;

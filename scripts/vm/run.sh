@@ -53,11 +53,12 @@ esac
 echo "=== guest $topo (Linux $kver, $mode): emulated NUMA under QEMU; timings are not hardware timings"
 # Multi-threaded TCG occasionally crashes a guest kernel while it boots (an int3 oops as
 # the kernel patches its own code, seen in the 4-vCPU guest). Such a guest never reached
-# our /init; that boot, and only that, is tried again. A guest that started the tests
+# our /init; that boot, and only that, is tried again (five boots at most; a crash costs
+# seconds). A guest that started the tests
 # counts as it reported, whatever happened next.
 log=$(mktemp)
 trap 'rm -rf "$root" "$initrd" "$log"' EXIT
-for attempt in 1 2 3; do
+for attempt in 1 2 3 4 5; do
 	set +e
 	timeout "${LEAP_VM_TIMEOUT:-1500}" qemu-system-x86_64 -machine q35 -cpu max "${numa[@]}" \
 		-kernel "$kernel" -initrd "$initrd" \
@@ -68,7 +69,7 @@ for attempt in 1 2 3; do
 	rc=${PIPESTATUS[0]}
 	set -e
 	grep -q '^guest: kernel' "$log" && break
-	[ "$attempt" -lt 3 ] && echo "=== guest $topo: the kernel did not reach /init (emulation fault at boot), booting again"
+	[ "$attempt" -lt 5 ] && echo "=== guest $topo: the kernel did not reach /init (emulation fault at boot), booting again"
 done
 rm -f "$log"
 # guest-exit CODE makes QEMU exit with (CODE << 1) | 1

@@ -43,8 +43,9 @@ $(SHLIB): $(PIC_OBJ) src/libpageleap.map
 $(STLIB): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(CLI): tools/pageleap.c $(STLIB) | $(B)
-	$(CC) $(BASEFLAGS) $(CFLAGS) $< -o $@ $(STLIB) $(LIBS)
+CLI_SRC := $(wildcard tools/*.c)
+$(CLI): $(CLI_SRC) $(wildcard tools/*.h) src/internal.h $(STLIB) | $(B)
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(CLI_SRC) -o $@ $(STLIB) $(LIBS) -lm
 
 $(B)/tests/%: tests/%.c tests/util.h $(STLIB) | $(B)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $< -o $@ $(TEST_LDFLAGS) $(STLIB) $(LIBS)
@@ -57,8 +58,8 @@ $(B)/tests/cxx_header: tests/cxx_header.cc include/pageleap.h $(STLIB) | $(B)/te
 # static binaries for the initramfs of the emulated-NUMA guests
 $(B)/static/%: tests/%.c tests/util.h $(STLIB) | $(B)/static
 	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< -o $@ $(TEST_LDFLAGS) $(STLIB) -lnuma -pthread
-$(B)/static/pageleap: tools/pageleap.c $(STLIB) | $(B)/static
-	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< -o $@ $(STLIB) -lnuma -pthread
+$(B)/static/pageleap: $(CLI_SRC) $(wildcard tools/*.h) src/internal.h $(STLIB) | $(B)/static
+	$(CC) $(BASEFLAGS) $(CFLAGS) -static $(CLI_SRC) -o $@ $(STLIB) -lnuma -pthread -lm
 $(B)/static/guest-exit: scripts/vm/guest-exit.c | $(B)/static
 	$(CC) -O2 -static $< -o $@
 static: $(STATIC_TESTS) $(B)/static/pageleap $(B)/static/guest-exit

@@ -5,10 +5,14 @@
  *   pageleap demo [--size MIB] [--json]  a region migrating across every memory node,
  *                                        with the kernel's placement query beside the
  *                                        library's answer after each step
+ *   pageleap bench [--quick|--full] [...]  page_leap side by side with move_pages,
+ *                                        mbind, copy + mremap, AutoNUMA and memcpy
+ *   pageleap plot CSV DIR                 plots of a bench CSV
  *   pageleap version | help
  *
  * Exit status: 0 success, 1 a failed operation or check, 2 bad usage.
  */
+#include "cli.h"
 #include "pageleap.h"
 
 #include <errno.h>
@@ -28,15 +32,25 @@ static const char usage[] =
 	"  topo [--json]               show NUMA nodes, CPUs, memory and distances\n"
 	"  demo [--size MIB] [--json]  create a region, move it across every memory node and\n"
 	"                              show where its pages are (library and kernel)\n"
+	"  bench [--quick | --full] [--json | --csv] [--plot DIR] [...]\n"
+	"                              migration throughput, writer stalls and lost writes of\n"
+	"                              page_leap, move_pages (whole, batched), mbind, copy +\n"
+	"                              mremap, AutoNUMA and memcpy, side by side (bench --help)\n"
+	"  plot CSV DIR                draw the plots of a bench CSV into DIR (gnuplot)\n"
 	"  version                     print the library version\n"
 	"  help                        this text\n";
 
-static int bad_usage(const char *fmt, const char *arg)
+int cli_usage(const char *text, const char *fmt, const char *arg)
 {
 	fprintf(stderr, "pageleap: ");
 	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n%s", usage);
+	fprintf(stderr, "\n%s", text);
 	return 2;
+}
+
+static int bad_usage(const char *fmt, const char *arg)
+{
+	return cli_usage(usage, fmt, arg);
 }
 
 static double now(void)
@@ -297,6 +311,10 @@ int main(int argc, char **argv)
 		return cmd_topo(argc - 2, argv + 2);
 	if (!strcmp(c, "demo"))
 		return cmd_demo(argc - 2, argv + 2);
+	if (!strcmp(c, "bench"))
+		return cmd_bench(argc - 2, argv + 2);
+	if (!strcmp(c, "plot"))
+		return cmd_plot(argc - 2, argv + 2);
 	if (!strcmp(c, "version") || !strcmp(c, "--version")) {
 		printf("pageleap %s\n", leap_version());
 		return 0;

@@ -1,0 +1,1169 @@
+/*
+ * bench.c - `pageleap bench`: every migration method on the same memory, in one run.
+ *
+ * Each row is one method on one page size, region size and number of writer threads.
+ * A row runs `warmup` unmeasured moves and then `reps` measured ones; the table shows
+ * the median with min and max, because this kind of machine is noisy (a first write to
+ * memory after a pause can be several times slower than the next).
+ *
+ * One measured move = the range goes from node `from` to node `to` (on a one-node
+ * machine both are the same node: page_leap and copy + mremap then relocate the range to
+ * fresh physical pages, and the kernel's methods have nothing to do, so they report
+ * "needs 2 nodes" instead of a number). Writers, when asked for, run through the move:
+ * each increments its own word in random pages and keeps a private count, so after the
+ * move every lost write is counted exactly, and every write slower than BENCH_STALL_NS is
+ * timed as a stall. CPU time is the process's, less the writer threads' own.
+ *
+ * Not thread safe: one benchmark per process (it changes numa_balancing for the
+ * autonuma method and restores it).
+ */
+#include "bench.h"
+#include "cli.h"
+#include "internal.h" /* leap__hist: the library's latency histogram, linked statically */
+#include "pageleap.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <numa.h>
+#include <numaif.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+#define PG4K ((size_t)4096)
+#define PG2M ((size_t)2 << 20)
+
+const struct bench_method bench_methods[] = {
+	{ "page_leap", "page_leap(), adaptive granularity, warm pool", BK_PAGE_LEAP, 0, false, 0, true },
+	{ "page_leap_cold", "page_leap(), adaptive, target pool emptied first", BK_PAGE_LEAP, 0, true, 0, true },
+	{ "page_leap_4k", "page_leap(), fixed 4 KiB steps", BK_PAGE_LEAP, 4u << 10, false, 0, true },
+	{ "page_leap_64k", "page_leap(), fixed 64 KiB steps", BK_PAGE_LEAP, 64u << 10, false, 0, true },
+	{ "page_leap_2m", "page_leap(), fixed 2 MiB steps", BK_PAGE_LEAP, 2u << 20, false, 0, true },
+	{ "move_pages", "move_pages(), the whole range in one call", BK_MOVE_PAGES, 0, false, 0, true },
+	{ "move_pages_b1", "move_pages(), 1 page per call", BK_MOVE_PAGES, 0, false, 1, true },
+	{ "move_pages_b16", "move_pages(), 16 pages per call", BK_MOVE_PAGES, 0, false, 16, false },
+	{ "move_pages_b64", "move_pages(), 64 pages per call", BK_MOVE_PAGES, 0, false, 64, true },
+	{ "move_pages_b256", "move_pages(), 256 pages per call", BK_MOVE_PAGES, 0, false, 256, false },
+	{ "move_pages_b512", "move_pages(), 512 pages per call", BK_MOVE_PAGES, 0, false, 512, true },
+	{ "mbind", "mbind(MPOL_BIND, MPOL_MF_MOVE)", BK_MBIND, 0, false, 0, true },
+	{ "copy_mremap", "copy to new memory + mremap(FIXED): unsafe under writers", BK_COPY_MREMAP, 0, false, 0, true },
+	{ "autonuma", "numa_balancing=1, a thread on the target touches the data", BK_AUTONUMA, 0, false, 0, true },
+	{ "memcpy", "memcpy between pre-faulted buffers: the limit", BK_MEMCPY, 0, false, 0, true },
+};
+const size_t bench_nmethods = sizeof(bench_methods) / sizeof(bench_methods[0]);
+
+static const char bench_usage[] =
+	"usage: pageleap bench [--quick | --full] [OPTIONS]\n"
+	"  --quick              64 MiB, 0 and 2 writers, 3 repetitions (the default; < 1 min)\n"
+	"  --full               64 MiB .. 2 GiB (bounded by free memory), 0/1/2 writers, 5 reps\n"
+	"  --from N --to M      source and target node (default: the first node with CPUs and\n"
+	"                       the nearest other memory node; on one node both are node 0)\n"
+	"  --sizes A,B,...      region sizes in MiB         --writers A,B,...  writer threads\n"
+	"  --pages 4,2048       page sizes in KiB (2048: transparent huge pages)\n"
+	"  --reps N --warmup N  measured and unmeasured moves per row\n"
+	"  --methods A,B,...    only these methods (see the table legend for names)\n"
+	"  --budget-ms MS       batched move_pages: stop after MS (partial migration)\n"
+	"  --autonuma-timeout S how long to wait for automatic NUMA balancing (default 10)\n"
+	"  --json | --csv       machine-readable output instead of the table\n"
+	"  --plot DIR           also write DIR/bench.csv and PNG/SVG plots (gnuplot)\n"
+	"  --no-progress        no progress bar (there is none when stderr is not a terminal)\n";
+
+/* ------------------------------------------------------------------ small helpers */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static double clock_s(clockid_t id)
+{
+	struct timespec ts;
+	if (clock_gettime(id, &ts))
+		return 0;
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Under QEMU's software emulation (TCG) every timing is emulated: say so in the output.
+ * TCG answers the hypervisor CPUID leaf with "TCGTCGTCGTCG"; LEAP_EMULATED overrides. */
+static bool emulated(void)
+{
+	const char *e = getenv("LEAP_EMULATED");
+	if (e && *e)
+		return *e == '1' || *e == 'y';
+#if defined(__x86_64__) || defined(__i386__)
+	unsigned a, b, c, d;
+	__cpuid(1, a, b, c, d);
+	if (!(c & (1u << 31)))
+		return false; /* no hypervisor */
+	__cpuid(0x40000000, a, b, c, d);
+	char sig[13];
+	memcpy(sig, &b, 4);
+	memcpy(sig + 4, &c, 4);
+	memcpy(sig + 8, &d, 4);
+	sig[12] = 0;
+	return !strcmp(sig, "TCGTCGTCGTCG");
+#else
+	return false;
+#endif
+}
+
+/* ------------------------------------------------------------------ memory */
+
+/* Anonymous memory of len bytes, 2 MiB aligned, on node (MPOL_BIND), populated with a
+ * pattern; huge asks for transparent huge pages, otherwise they are refused so 4 KiB
+ * rows really are 4 KiB pages. NULL on failure. */
+static char *anon_on(size_t len, int node, bool huge, bool bind)
+{
+	size_t span = len + PG2M;
+	char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED)
+		return NULL;
+	char *p = (char *)(((uintptr_t)raw + PG2M - 1) & ~(uintptr_t)(PG2M - 1));
+	if (p > raw)
+		munmap(raw, (size_t)(p - raw));
+	if (p + len < raw + span)
+		munmap(p + len, (size_t)(raw + span - (p + len)));
+	madvise(p, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	if (bind) {
+		unsigned long mask[16] = { 0 };
+		mask[node / 64] |= 1ul << (node % 64);
+		if (mbind(p, len, MPOL_BIND, mask, 1024, 0)) {
+			munmap(p, len);
+			return NULL;
+		}
+	}
+	memset(p, 0x5a, len);
+	return p;
+}
+
+/* Bytes of [p, p+len) that the kernel backs with transparent huge pages (smaps). */
+static uint64_t thp_bytes(const char *p, size_t len)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return 0;
+	char line[256];
+	bool in = false;
+	uint64_t total = 0;
+	while (fgets(line, sizeof(line), f)) {
+		uintptr_t lo, hi;
+		unsigned long kb;
+		/* a mapping's header starts with its hex address, its fields with a Name: */
+		bool header = (line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f');
+		if (header && sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) == 2)
+			in = lo < (uintptr_t)p + len && hi > (uintptr_t)p;
+		else if (in && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1)
+			total += (uint64_t)kb << 10;
+	}
+	fclose(f);
+	return total;
+}
+
+/* Pages of the range (in units of pgsz) the kernel reports on a node other than node. */
+static uint64_t pages_not_on(const char *p, size_t len, size_t pgsz, int node)
+{
+	enum { B = 1024 };
+	void *pages[B];
+	int status[B];
+	uint64_t off = 0;
+	for (size_t i = 0; i < len / pgsz; i += B) {
+		size_t n = len / pgsz - i < B ? len / pgsz - i : B;
+		for (size_t j = 0; j < n; j++)
+			pages[j] = (char *)p + (i + j) * pgsz;
+		if (move_pages(0, (unsigned long)n, pages, NULL, status, 0))
+			return len / pgsz;
+		for (size_t j = 0; j < n; j++)
+			off += status[j] != node;
+	}
+	return off;
+}
+
+/* ------------------------------------------------------------------ writers */
+
+/* Writer t owns the 8-byte word at offset 64 * (t + 1) of every 4 KiB page: it increments
+ * the word of a random page and counts that in seen[page]. */
+struct writer {
+	pthread_t th;
+	struct writers *all;
+	unsigned id;
+	uint64_t *seen; /* per page: the value the word must hold */
+	struct leap__hist stalls;
+	uint64_t writes;
+};
+struct writers {
+	char *base;
+	size_t npages;
+	unsigned n;
+	atomic_bool stop;
+	atomic_uint running;
+	struct writer w[BENCH_MAX_WRITERS];
+};
+
+static volatile uint64_t *slot(struct writers *ws, unsigned t, size_t page)
+{
+	return (volatile uint64_t *)(ws->base + page * PG4K + 64 * (t + 1));
+}
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	struct writers *ws = w->all;
+	uint64_t x = 0x9e3779b97f4a7c15ull * (w->id + 1);
+	atomic_fetch_add(&ws->running, 1);
+	while (!atomic_load_explicit(&ws->stop, memory_order_relaxed)) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		size_t page = (size_t)(x % ws->npages);
+		uint64_t t0 = now_ns();
+		(*slot(ws, w->id, page))++;
+		uint64_t dt = now_ns() - t0;
+		w->seen[page]++;
+		w->writes++;
+		if (dt > BENCH_STALL_NS)
+			leap__hist_add(&w->stalls, dt);
+	}
+	return NULL;
+}
+
+/* Start n writers on [base, base + len) (they keep their counts between starts). */
+static int writers_start(struct writers *ws, char *base, size_t len, unsigned n)
+{
+	ws->base = base;
+	ws->npages = len / PG4K;
+	ws->n = n;
+	atomic_store(&ws->stop, false);
+	atomic_store(&ws->running, 0);
+	for (unsigned t = 0; t < n; t++) {
+		struct writer *w = &ws->w[t];
+		w->all = ws;
+		w->id = t;
+		w->writes = 0;
+		w->stalls = (struct leap__hist){ 0 };
+		if (!(w->seen = calloc(ws->npages, sizeof(uint64_t)))) {
+			for (unsigned u = 0; u < t; u++)
+				free(ws->w[u].seen), ws->w[u].seen = NULL;
+			return -ENOMEM;
+		}
+		for (size_t p = 0; p < ws->npages; p++)
+			w->seen[p] = *slot(ws, t, p);
+	}
+	for (unsigned t = 0; t < n; t++) {
+		int rc = pthread_create(&ws->w[t].th, NULL, writer_main, &ws->w[t]);
+		if (rc) {
+			atomic_store(&ws->stop, true);
+			for (unsigned u = 0; u < t; u++)
+				pthread_join(ws->w[u].th, NULL);
+			ws->n = 0;
+			for (unsigned u = 0; u < n; u++)
+				free(ws->w[u].seen), ws->w[u].seen = NULL;
+			return -rc;
+		}
+	}
+	while (atomic_load(&ws->running) < n)
+		sched_yield();
+	return 0;
+}
+
+/* CPU seconds the writer threads have used so far. */
+static double writers_cpu(struct writers *ws)
+{
+	double s = 0;
+	for (unsigned t = 0; t < ws->n; t++) {
+		clockid_t id;
+		if (pthread_getcpuclockid(ws->w[t].th, &id) == 0)
+			s += clock_s(id);
+	}
+	return s;
+}
+
+/* Stop the writers; return the writes lost (or invented) since writers_start(). */
+static uint64_t writers_stop(struct writers *ws, struct leap__hist *stalls)
+{
+	atomic_store(&ws->stop, true);
+	uint64_t lost = 0;
+	for (unsigned t = 0; t < ws->n; t++) {
+		struct writer *w = &ws->w[t];
+		pthread_join(w->th, NULL);
+		leap__hist_merge(stalls, &w->stalls);
+		for (size_t p = 0; p < ws->npages; p++) {
+			uint64_t have = *slot(ws, t, p);
+			lost += have > w->seen[p] ? have - w->seen[p] : w->seen[p] - have;
+		}
+		free(w->seen);
+		w->seen = NULL;
+	}
+	ws->n = 0;
+	return lost;
+}
+
+/* ------------------------------------------------------------------ one move */
+
+/* What one measured move gave. */
+struct sample {
+	double s, cpu_s;
+	uint64_t moved_bytes, left, lost;
+	char err[128]; /* non-empty: the move could not be measured */
+};
+
+/* Times the move between start() and end(): wall clock, and CPU time without writers. */
+struct stopwatch {
+	uint64_t t0;
+	double cpu0, wcpu0;
+};
+static void sw_start(struct stopwatch *w, struct writers *ws)
+{
+	w->cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+	w->wcpu0 = writers_cpu(ws);
+	w->t0 = now_ns();
+}
+static void sw_end(struct stopwatch *w, struct writers *ws, struct sample *s)
+{
+	s->s = (double)(now_ns() - w->t0) * 1e-9;
+	s->cpu_s = clock_s(CLOCK_PROCESS_CPUTIME_ID) - w->cpu0 - (writers_cpu(ws) - w->wcpu0);
+	if (s->cpu_s < 0)
+		s->cpu_s = 0;
+}
+
+/* The run's state shared by the methods. */
+struct bench {
+	const struct bench_config *c;
+	struct bench_machine mc;
+	struct leap_ctx *ctx;
+	struct writers ws;
+	bool multi; /* from != to */
+};
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+	nanosleep(&ts, NULL);
+}
+
+/* Run the writers (if any) around fn, which times the move itself with sw. */
+#define WITH_WRITERS(b, base, len, nw, stalls, smp, body)                              \
+	do {                                                                           \
+		int wrc_ = (nw) ? writers_start(&(b)->ws, (base), (len), (nw)) : 0;    \
+		if (wrc_) {                                                            \
+			snprintf((smp)->err, sizeof((smp)->err), "cannot start writers: %s", \
+				 strerror(-wrc_));                                     \
+			break;                                                         \
+		}                                                                      \
+		if (nw)                                                                \
+			sleep_ms(2); /* writers at full speed before the move starts */ \
+		body;                                                                  \
+		if (nw)                                                                \
+			(smp)->lost = writers_stop(&(b)->ws, (stalls));                \
+	} while (0)
+
+static void set_err(struct sample *s, const char *fmt, const char *arg)
+{
+	snprintf(s->err, sizeof(s->err), fmt, arg);
+}
+
+/* --- page_leap: the region is made once per row, moved from -> to and back */
+
+struct pl_row {
+	struct leap_region *r;
+	unsigned flags;
+	struct leap_job_options o;
+};
+
+static int pl_move(struct pl_row *row, int node, struct leap_progress *pr)
+{
+	struct leap_job *job;
+	char *p = leap_region_addr(row->r);
+	int rc = page_leap_opts(row->r, p, leap_region_length(row->r), node, row->flags, &row->o,
+				&job);
+	if (rc)
+		return rc;
+	int64_t moved = leap_job_wait(job, -1);
+	if (pr) {
+		*pr = (struct leap_progress){ .size = sizeof(*pr) };
+		leap_job_progress(job, pr);
+	}
+	leap_job_destroy(&job);
+	return moved < 0 ? (int)moved : 0;
+}
+
+static void pl_sample(struct bench *b, const struct bench_method *m, struct pl_row *row,
+		      unsigned nw, struct sample *s, struct leap__hist *stalls)
+{
+	const struct bench_config *c = b->c;
+	char *p = leap_region_addr(row->r);
+	size_t len = leap_region_length(row->r);
+	struct leap_progress pr;
+	int rc = 0;
+	if (m->cold) {
+		struct leap_pool *pool;
+		if (leap_pool_get(b->ctx, c->to, &pool) == 0)
+			leap_pool_trim(pool);
+	}
+	struct stopwatch sw;
+	WITH_WRITERS(b, p, len, nw, stalls, s, {
+		sw_start(&sw, &b->ws);
+		rc = pl_move(row, c->to, &pr);
+		sw_end(&sw, &b->ws, s);
+	});
+	if (rc) {
+		snprintf(s->err, sizeof(s->err), "page_leap failed: %s", leap_strerror(rc));
+		return;
+	}
+	s->moved_bytes = pr.pages_moved * PG4K;
+	s->left = pr.pages_total - pr.pages_moved;
+	if (b->multi) {
+		uint64_t k = pages_not_on(p, len, PG4K, c->to);
+		s->left = k > s->left ? k : s->left;
+		/* back home, unmeasured, so every repetition moves the same way */
+		if ((rc = pl_move(row, c->from, NULL)) != 0)
+			snprintf(s->err, sizeof(s->err), "page_leap back failed: %s", leap_strerror(rc));
+	}
+}
+
+/* --- the kernel's methods and copy + mremap: fresh memory on `from` for every move */
+
+/* move_pages() in batches of `batch` pages (0: all), retrying -EBUSY/-EAGAIN pages up to
+ * three times; stops after budget_ms when set. Returns pages not moved. */
+static uint64_t do_move_pages(char *p, size_t len, size_t pgsz, int node, unsigned batch,
+			      double budget_ms, int *err)
+{
+	size_t n = len / pgsz;
+	void **pages = malloc(n * sizeof(*pages));
+	int *nodes = malloc(n * sizeof(*nodes)), *status = malloc(n * sizeof(*status));
+	if (!pages || !nodes || !status) {
+		free(pages), free(nodes), free(status);
+		*err = -ENOMEM;
+		return n;
+	}
+	size_t step = batch ? batch : n;
+	uint64_t t0 = now_ns(), left = 0;
+	size_t todo = n;
+	for (size_t i = 0; i < n; i++) {
+		pages[i] = p + i * pgsz;
+		nodes[i] = node;
+		status[i] = -EBUSY;
+	}
+	for (int attempt = 0; attempt < 4 && todo; attempt++) {
+		size_t k = 0;
+		for (size_t i = 0; i < todo; i += step) {
+			size_t cnt = todo - i < step ? todo - i : step;
+			if (budget_ms > 0 && (double)(now_ns() - t0) * 1e-6 > budget_ms)
+				break;
+			long rc = move_pages(0, cnt, pages + i, nodes + i, status + i, MPOL_MF_MOVE);
+			if (rc < 0 && errno != EBUSY && errno != EAGAIN) {
+				*err = -errno;
+				break;
+			}
+		}
+		/* keep the pages worth another try at the front: busy ones, and ones the
+		 * budget stopped before (status still -EBUSY from the initialisation) */
+		for (size_t i = 0; i < todo; i++)
+			if (status[i] == -EBUSY || status[i] == -EAGAIN) {
+				pages[k] = pages[i];
+				status[k++] = -EBUSY;
+			}
+		if (budget_ms > 0 && (double)(now_ns() - t0) * 1e-6 > budget_ms) {
+			todo = k;
+			break;
+		}
+		todo = k;
+	}
+	left = todo;
+	free(pages), free(nodes), free(status);
+	return left;
+}
+
+static void kernel_sample(struct bench *b, const struct bench_method *m, size_t len,
+			  unsigned page_kib, unsigned nw, struct sample *s,
+			  struct leap__hist *stalls)
+{
+	const struct bench_config *c = b->c;
+	bool huge = page_kib == 2048;
+	size_t pgsz = huge ? PG2M : PG4K;
+	char *p = anon_on(len, c->from, huge, true);
+	if (!p) {
+		snprintf(s->err, sizeof(s->err), "cannot allocate %zu MiB on node %d", len >> 20,
+			 c->from);
+		return;
+	}
+	if (huge && thp_bytes(p, len) < len / 2) {
+		snprintf(s->err, sizeof(s->err), "no transparent huge pages (THP disabled or none free)");
+		munmap(p, len);
+		return;
+	}
+	struct stopwatch sw;
+	int err = 0;
+	char *fresh = NULL;
+	WITH_WRITERS(b, p, len, nw, stalls, s, {
+		sw_start(&sw, &b->ws);
+		switch (m->kind) {
+		case BK_MOVE_PAGES:
+			do_move_pages(p, len, pgsz, c->to, m->batch, c->budget_ms, &err);
+			break;
+		case BK_MBIND: {
+			unsigned long mask[16] = { 0 };
+			mask[c->to / 64] |= 1ul << (c->to % 64);
+			if (mbind(p, len, MPOL_BIND, mask, 1024, MPOL_MF_MOVE))
+				err = -errno;
+			break;
+		}
+		case BK_COPY_MREMAP:
+			/* the naive way: new memory on the target, copy, swap the mapping in */
+			fresh = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				     -1, 0);
+			if (fresh == MAP_FAILED) {
+				err = -errno;
+				fresh = NULL;
+				break;
+			}
+			if (huge)
+				madvise(fresh, len, MADV_HUGEPAGE);
+			else
+				madvise(fresh, len, MADV_NOHUGEPAGE);
+			{
+				unsigned long mask[16] = { 0 };
+				mask[c->to / 64] |= 1ul << (c->to % 64);
+				mbind(fresh, len, MPOL_BIND, mask, 1024, 0);
+			}
+			memcpy(fresh, p, len);
+			if (mremap(fresh, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, p) == MAP_FAILED)
+				err = -errno;
+			else
+				fresh = NULL;
+			break;
+		default:
+			break;
+		}
+		sw_end(&sw, &b->ws, s);
+	});
+	if (fresh)
+		munmap(fresh, len);
+	if (err)
+		snprintf(s->err, sizeof(s->err), "%s failed: %s", m->name, strerror(-err));
+	s->left = b->multi ? pages_not_on(p, len, pgsz, c->to) : 0;
+	s->moved_bytes = (len / pgsz - s->left) * pgsz;
+	munmap(p, len);
+}
+
+/* --- memcpy between two pre-faulted buffers, one on each node */
+
+static void memcpy_sample(struct bench *b, size_t len, unsigned page_kib, char **bufs,
+			  struct sample *s)
+{
+	bool huge = page_kib == 2048;
+	if (!bufs[0])
+		bufs[0] = anon_on(len, b->c->from, huge, true);
+	if (!bufs[1])
+		bufs[1] = anon_on(len, b->c->to, huge, true);
+	if (!bufs[0] || !bufs[1]) {
+		set_err(s, "%s", "cannot allocate the buffers");
+		return;
+	}
+	struct stopwatch sw;
+	sw_start(&sw, &b->ws);
+	memcpy(bufs[1], bufs[0], len);
+	sw_end(&sw, &b->ws, s);
+	s->moved_bytes = len;
+}
+
+/* --- automatic NUMA balancing: how long until a thread on `to` has its data local */
+
+struct toucher {
+	char *p;
+	size_t len;
+	int node;
+	atomic_bool stop;
+};
+
+static void *toucher_main(void *arg)
+{
+	struct toucher *t = arg;
+	numa_run_on_node(t->node);
+	while (!atomic_load_explicit(&t->stop, memory_order_relaxed))
+		for (size_t o = 0; o < t->len && !atomic_load_explicit(&t->stop, memory_order_relaxed);
+		     o += PG4K)
+			((volatile char *)t->p)[o]++;
+	return NULL;
+}
+
+static int read_int(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	int v = -1;
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int write_int(const char *path, int v)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	int rc = fprintf(f, "%d\n", v) < 0 ? -EIO : 0;
+	return fclose(f) ? -errno : rc;
+}
+
+static const char nb_path[] = "/proc/sys/kernel/numa_balancing";
+
+static void autonuma_sample(struct bench *b, size_t len, unsigned page_kib, struct sample *s)
+{
+	const struct bench_config *c = b->c;
+	bool huge = page_kib == 2048;
+	size_t pgsz = huge ? PG2M : PG4K;
+	int old = read_int(nb_path);
+	if (old < 0) {
+		set_err(s, "%s", "kernel without numa_balancing");
+		return;
+	}
+	if (write_int(nb_path, 1)) {
+		set_err(s, "%s", "cannot enable numa_balancing (needs root)");
+		return;
+	}
+	/* placed by first touch from the source node, no policy: balancing may move it */
+	numa_run_on_node(c->from);
+	char *p = anon_on(len, c->from, huge, false);
+	numa_run_on_node(-1);
+	if (!p) {
+		write_int(nb_path, old);
+		set_err(s, "%s", "cannot allocate the range");
+		return;
+	}
+	uint64_t total = len / pgsz, off = pages_not_on(p, len, pgsz, c->to);
+	struct toucher t = { .p = p, .len = len, .node = c->to };
+	pthread_t th;
+	struct stopwatch sw;
+	sw_start(&sw, &b->ws);
+	if (pthread_create(&th, NULL, toucher_main, &t)) {
+		snprintf(s->err, sizeof(s->err), "cannot start the touching thread");
+	} else {
+		uint64_t t0 = now_ns();
+		/* local enough = 99% of the pages on the target */
+		while (off > total / 100 && (double)(now_ns() - t0) * 1e-9 < c->autonuma_timeout_s) {
+			sleep_ms(50);
+			off = pages_not_on(p, len, pgsz, c->to);
+		}
+		sw_end(&sw, &b->ws, s);
+		atomic_store(&t.stop, true);
+		pthread_join(th, NULL);
+	}
+	write_int(nb_path, old);
+	s->left = off;
+	s->moved_bytes = (total - off) * pgsz;
+	munmap(p, len);
+}
+
+/* ------------------------------------------------------------------ rows */
+
+static void set_status(struct bench_result *r, const char *fmt, const char *arg)
+{
+	snprintf(r->status, sizeof(r->status), fmt, arg);
+}
+
+
+/* Why a method has no figures on this row, or NULL if it can run. */
+static const char *cannot_run(struct bench *b, const struct bench_method *m, unsigned page_kib,
+			      unsigned nw)
+{
+	if (m->kind == BK_PAGE_LEAP && page_kib != 4)
+		return "needs huge-page pools (not supported yet)";
+	if ((m->kind == BK_MOVE_PAGES || m->kind == BK_MBIND || m->kind == BK_AUTONUMA) && !b->multi)
+		return "needs 2 nodes";
+	if (m->kind == BK_AUTONUMA && nw)
+		return "n/a: its touching thread is the workload";
+	if (m->kind == BK_MEMCPY && nw)
+		return "n/a: no writers";
+	if (m->kind == BK_AUTONUMA && numa_node_size64(b->c->to, NULL) > 0) {
+		struct bitmask *cpus = numa_allocate_cpumask();
+		int none = numa_node_to_cpus(b->c->to, cpus) || numa_bitmask_weight(cpus) == 0;
+		numa_free_cpumask(cpus);
+		if (none)
+			return "needs CPUs on the target node";
+	}
+	return NULL;
+}
+
+/* Is the row part of the run? Writers run at one size only, and only with methods that
+ * can run at all (a method that cannot shows its reason once, in its no-writer row). */
+static bool planned(struct bench *b, const struct bench_method *m, unsigned page_kib,
+		    unsigned size_mib, unsigned nw)
+{
+	if (!b->c->method_on[m - bench_methods])
+		return false;
+	if (nw == 0)
+		return true;
+	return size_mib == b->c->writers_size_mib && !cannot_run(b, m, page_kib, 0) &&
+	       m->kind != BK_MEMCPY && m->kind != BK_AUTONUMA;
+}
+
+static void run_row(struct bench *b, const struct bench_method *m, unsigned page_kib,
+		    unsigned size_mib, unsigned nw, struct bench_result *r)
+{
+	const struct bench_config *c = b->c;
+	size_t len = (size_t)size_mib << 20;
+	size_t pgsz = page_kib == 2048 ? PG2M : PG4K;
+	*r = (struct bench_result){ .m = m, .page_kib = page_kib, .size_mib = size_mib,
+				    .writers = nw, .vs_move_pages = NAN, .vs_memcpy = NAN,
+				    .meta_per_page = NAN, .pages = len / pgsz };
+	const char *why = cannot_run(b, m, page_kib, nw);
+	if (why) {
+		set_status(r, "%s", why);
+		return;
+	}
+
+	struct pl_row pl = { 0 };
+	char *bufs[2] = { 0 };
+	if (m->kind == BK_PAGE_LEAP) {
+		int rc = leap_region_new(b->ctx, len, c->from, &pl.r);
+		if (rc) {
+			set_status(r, "cannot create the region: %s", leap_strerror(rc));
+			return;
+		}
+		memset(leap_region_addr(pl.r), 0x5a, len);
+		pl.flags = b->multi ? 0 : LEAP_RELOCATE;
+		pl.o = (struct leap_job_options){ .size = sizeof(pl.o), .granularity_min = m->gran,
+						  .granularity_max = m->gran };
+	}
+	/* automatic balancing takes seconds per move: one repetition, no warm-up */
+	unsigned warm = m->kind == BK_AUTONUMA ? 0 : c->warmup;
+	unsigned reps = m->kind == BK_AUTONUMA ? 1 : c->reps;
+	double gbps[64], secs[64], cpu[64];
+	struct leap__hist stalls = { 0 };
+	int n = 0;
+	for (unsigned i = 0; i < warm + reps; i++) {
+		struct sample s = { 0 };
+		struct leap__hist *h = i < warm ? &(struct leap__hist){ 0 } : &stalls;
+		switch (m->kind) {
+		case BK_PAGE_LEAP:
+			pl_sample(b, m, &pl, nw, &s, h);
+			break;
+		case BK_MEMCPY:
+			memcpy_sample(b, len, page_kib, bufs, &s);
+			break;
+		case BK_AUTONUMA:
+			autonuma_sample(b, len, page_kib, &s);
+			break;
+		default:
+			kernel_sample(b, m, len, page_kib, nw, &s, h);
+			break;
+		}
+		if (s.err[0]) {
+			set_status(r, "%s", s.err);
+			break;
+		}
+		if (i < warm)
+			continue;
+		r->lost_writes += s.lost;
+		r->pages_left = s.left > r->pages_left ? s.left : r->pages_left;
+		secs[n] = s.s;
+		cpu[n] = s.cpu_s;
+		gbps[n++] = s.s > 0 ? (double)s.moved_bytes / s.s / 1e9 : 0;
+	}
+	if (pl.r) {
+		struct leap_region_stats st = { .size = sizeof(st) };
+		if (leap_region_stats(pl.r, &st) == 0)
+			r->meta_per_page = (double)st.metadata_bytes / (double)(len / PG4K);
+		leap_region_destroy(&pl.r);
+	}
+	for (int i = 0; i < 2; i++)
+		if (bufs[i])
+			munmap(bufs[i], len);
+	if (r->status[0])
+		return;
+	strcpy(r->status, "ok");
+	r->reps = n;
+	r->gbps_med = median(gbps, n);
+	r->gbps_min = gbps[0];
+	r->gbps_max = gbps[n - 1];
+	r->seconds = median(secs, n);
+	r->cpu_s = median(cpu, n);
+	r->pages_per_s = r->gbps_med * 1e9 / (double)pgsz;
+	r->stall = (struct bench_stall){
+		.count = stalls.count,
+		.p50_us = (double)leap__hist_quantile(&stalls, 0.5) * 1e-3,
+		.p90_us = (double)leap__hist_quantile(&stalls, 0.9) * 1e-3,
+		.p99_us = (double)leap__hist_quantile(&stalls, 0.99) * 1e-3,
+		.p999_us = (double)leap__hist_quantile(&stalls, 0.999) * 1e-3,
+		.max_us = (double)stalls.max_ns * 1e-3,
+	};
+	if (r->stall.max_us < r->stall.p999_us)
+		r->stall.max_us = r->stall.p999_us;
+}
+
+/* ------------------------------------------------------------------ options */
+
+static int parse_list(const char *s, unsigned *out, unsigned max, unsigned lo, unsigned hi)
+{
+	unsigned n = 0;
+	char *dup = strdup(s), *save = NULL;
+	if (!dup)
+		return -1;
+	for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *end;
+		unsigned long v = strtoul(tok, &end, 10);
+		if (*end || end == tok || v < lo || v > hi || n == max) {
+			free(dup);
+			return -1;
+		}
+		out[n++] = (unsigned)v;
+	}
+	free(dup);
+	return n ? (int)n : -1;
+}
+
+static int pick_nodes(struct bench_config *c, int *from_set, int *to_set)
+{
+	int max = numa_max_node();
+	if (*from_set < 0) {
+		for (int n = 0; n <= max; n++) {
+			struct bitmask *cpus = numa_allocate_cpumask();
+			bool has = numa_node_to_cpus(n, cpus) == 0 && numa_bitmask_weight(cpus) > 0;
+			numa_free_cpumask(cpus);
+			if (has && numa_node_size64(n, NULL) > 0) {
+				c->from = n;
+				break;
+			}
+		}
+	} else {
+		c->from = *from_set;
+	}
+	if (*to_set < 0) {
+		c->to = c->from;
+		int best = 1 << 30;
+		for (int n = 0; n <= max; n++)
+			if (n != c->from && numa_node_size64(n, NULL) > 0 &&
+			    numa_distance(c->from, n) < best) {
+				best = numa_distance(c->from, n);
+				c->to = n;
+			}
+	} else {
+		c->to = *to_set;
+	}
+	if (c->from < 0 || c->from > max || numa_node_size64(c->from, NULL) <= 0)
+		return -1;
+	if (c->to < 0 || c->to > max || numa_node_size64(c->to, NULL) <= 0)
+		return -2;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct bench_config *c)
+{
+	bool full = false;
+	int from = -1, to = -1, reps = -1, warmup = -1;
+	const char *sizes = NULL, *writers = NULL, *pages = NULL, *methods = NULL;
+	char *end;
+	*c = (struct bench_config){ .quick = true, .progress = isatty(2) };
+	c->autonuma_timeout_s = 10;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_ARG                                                                       \
+	do {                                                                           \
+		if (!v)                                                                \
+			return cli_usage(bench_usage, "bench: %s needs a value", a);   \
+		i++;                                                                   \
+	} while (0)
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(bench_usage, stdout);
+			return -1;
+		} else if (!strcmp(a, "--quick")) {
+			full = false;
+		} else if (!strcmp(a, "--full")) {
+			full = true;
+		} else if (!strcmp(a, "--json")) {
+			c->json = true;
+		} else if (!strcmp(a, "--csv")) {
+			c->csv = true;
+		} else if (!strcmp(a, "--no-progress")) {
+			c->progress = false;
+		} else if (!strcmp(a, "--from") || !strcmp(a, "--to")) {
+			NEED_ARG;
+			long n = strtol(v, &end, 10);
+			if (*end || end == v || n < 0 || n > 4095)
+				return cli_usage(bench_usage, "bench: %s wants a node number", a);
+			*(a[2] == 'f' ? &from : &to) = (int)n;
+		} else if (!strcmp(a, "--sizes")) {
+			NEED_ARG;
+			sizes = v;
+		} else if (!strcmp(a, "--writers")) {
+			NEED_ARG;
+			writers = v;
+		} else if (!strcmp(a, "--pages")) {
+			NEED_ARG;
+			pages = v;
+		} else if (!strcmp(a, "--methods")) {
+			NEED_ARG;
+			methods = v;
+		} else if (!strcmp(a, "--reps") || !strcmp(a, "--warmup")) {
+			NEED_ARG;
+			long n = strtol(v, &end, 10);
+			if (*end || end == v || n < (a[2] == 'r') || n > 32)
+				return cli_usage(bench_usage, "bench: %s wants a number (up to 32)", a);
+			*(a[2] == 'r' ? &reps : &warmup) = (int)n;
+		} else if (!strcmp(a, "--budget-ms") || !strcmp(a, "--autonuma-timeout")) {
+			NEED_ARG;
+			double d = strtod(v, &end);
+			if (*end || end == v || !(d > 0) || d > 3600e3)
+				return cli_usage(bench_usage, "bench: %s wants a positive number", a);
+			*(a[2] == 'b' ? &c->budget_ms : &c->autonuma_timeout_s) = d;
+		} else if (!strcmp(a, "--plot")) {
+			NEED_ARG;
+			c->plot_dir = v;
+		} else {
+			return cli_usage(bench_usage, "bench: unknown option '%s'", a);
+		}
+#undef NEED_ARG
+	}
+	if (c->json && c->csv)
+		return cli_usage(bench_usage, "bench: %s", "--json and --csv exclude each other");
+	c->quick = !full;
+	c->reps = reps >= 0 ? (unsigned)reps : full ? 5 : 3;
+	c->warmup = warmup >= 0 ? (unsigned)warmup : 1;
+	c->max_move_s = full ? 8 : 4;
+	static const unsigned full_sizes[] = { 64, 256, 1024, 2048 };
+	if (sizes) {
+		int n = parse_list(sizes, c->sizes_mib, BENCH_MAX_SIZES, 1, 1u << 20);
+		if (n < 0)
+			return cli_usage(bench_usage, "bench: --sizes wants MiB values, not '%s'", sizes);
+		c->nsizes = (unsigned)n;
+	} else if (full) {
+		memcpy(c->sizes_mib, full_sizes, sizeof(full_sizes));
+		c->nsizes = 4;
+	} else {
+		c->sizes_mib[0] = 64;
+		c->nsizes = 1;
+	}
+	if (writers) {
+		int n = parse_list(writers, c->writers, BENCH_MAX_LIST, 0, BENCH_MAX_WRITERS);
+		if (n < 0)
+			return cli_usage(bench_usage, "bench: --writers wants 0..16 per entry, not '%s'",
+					 writers);
+		c->nwriters = (unsigned)n;
+	} else {
+		unsigned q[] = { 0, 2 }, f[] = { 0, 1, 2 };
+		memcpy(c->writers, full ? f : q, full ? sizeof(f) : sizeof(q));
+		c->nwriters = full ? 3 : 2;
+	}
+	if (pages) {
+		int n = parse_list(pages, c->page_kib, 2, 4, 2048);
+		for (int i = 0; i < n; i++)
+			if (c->page_kib[i] != 4 && c->page_kib[i] != 2048)
+				n = -1;
+		if (n < 0)
+			return cli_usage(bench_usage, "bench: --pages wants 4 and/or 2048, not '%s'", pages);
+		c->npage = (unsigned)n;
+	} else {
+		c->page_kib[0] = 4, c->page_kib[1] = 2048;
+		c->npage = 2;
+	}
+	/* writers run at the smallest size (the one the writer plot compares) */
+	c->writers_size_mib = c->sizes_mib[0];
+	for (unsigned i = 1; i < c->nsizes; i++)
+		if (c->sizes_mib[i] < c->writers_size_mib)
+			c->writers_size_mib = c->sizes_mib[i];
+	if (methods) {
+		char *dup = strdup(methods), *save = NULL;
+		for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			size_t k = 0;
+			while (k < bench_nmethods && strcmp(bench_methods[k].name, tok))
+				k++;
+			if (k == bench_nmethods) {
+				int rc = cli_usage(bench_usage, "bench: unknown method '%s'", tok);
+				free(dup);
+				return rc;
+			}
+			c->method_on[k] = true;
+		}
+		free(dup);
+	} else {
+		for (size_t k = 0; k < bench_nmethods; k++)
+			c->method_on[k] = full || bench_methods[k].quick;
+	}
+	int rc = pick_nodes(c, &from, &to);
+	if (rc) {
+		fprintf(stderr, "pageleap: bench: node %d does not exist or has no memory\n",
+			rc == -1 ? c->from : c->to);
+		return 2;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ the run */
+
+static void progress(const struct bench_config *c, size_t done, size_t total, const char *what)
+{
+	if (!c->progress)
+		return;
+	int w = 30, k = total ? (int)(done * (size_t)w / total) : w;
+	fprintf(stderr, "\r[%.*s%*s] %zu/%zu %-40.40s", k, "##############################", w - k,
+		"", done, total, what);
+	if (done == total)
+		fprintf(stderr, "\r%*s\r", w + 60, "");
+	fflush(stderr);
+}
+
+static void machine_info(struct bench_machine *mc)
+{
+	struct utsname u;
+	if (uname(&u) == 0)
+		snprintf(mc->kernel, sizeof(mc->kernel), "Linux %s %s", u.release, u.machine);
+	for (int n = 0; n <= numa_max_node(); n++) {
+		if (numa_bitmask_isbitset(numa_nodes_ptr, (unsigned)n))
+			mc->nodes++;
+		if (numa_node_size64(n, NULL) > 0)
+			mc->memory_nodes++;
+	}
+	mc->cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	mc->emulated = emulated();
+}
+
+/* Free memory on node in MiB, now. */
+static unsigned node_free_mib(int node)
+{
+	long long fr = 0;
+	numa_node_size64(node, &fr);
+	return (unsigned)(fr >> 20);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	struct bench b = { 0 };
+	struct bench_config c;
+	int rc = parse_args(argc, argv, &c);
+	if (rc)
+		return rc < 0 ? 0 : rc; /* -1: --help printed */
+	b.c = &c;
+	b.multi = c.from != c.to;
+	/* a plot directory that cannot be made fails now, not after the run */
+	if (c.plot_dir && mkdir(c.plot_dir, 0755) && errno != EEXIST) {
+		fprintf(stderr, "pageleap: bench: cannot create %s: %s\n", c.plot_dir, strerror(errno));
+		return 1;
+	}
+	machine_info(&b.mc);
+	if ((rc = leap_ctx_new(NULL, &b.ctx)) != 0) {
+		fprintf(stderr, "pageleap: bench: cannot start the library: %s\n", leap_strerror(rc));
+		return 1;
+	}
+	size_t cap = (size_t)c.nsizes * c.npage * bench_nmethods * c.nwriters;
+	struct bench_result *res = calloc(cap, sizeof(*res));
+	if (!res) {
+		leap_ctx_destroy(&b.ctx);
+		return 1;
+	}
+	/* the plan: every size, page size, method; writers only at the writers' size */
+	size_t total = 0, n = 0;
+	for (unsigned si = 0; si < c.nsizes; si++)
+		for (unsigned pi = 0; pi < c.npage; pi++)
+			for (size_t k = 0; k < bench_nmethods; k++)
+				for (unsigned wi = 0; wi < c.nwriters; wi++)
+					total += planned(&b, &bench_methods[k], c.page_kib[pi],
+							 c.sizes_mib[si], c.writers[wi]);
+	/* per method: seconds per move at the last size it ran, to skip what would crawl */
+	double last_s[64] = { 0 };
+	unsigned last_mib[64] = { 0 };
+	for (unsigned si = 0; si < c.nsizes; si++) {
+		unsigned mib = c.sizes_mib[si];
+		/* every method needs the range and its copy; leave room for the rest */
+		unsigned room = node_free_mib(c.from) < node_free_mib(c.to) ? node_free_mib(c.from)
+									     : node_free_mib(c.to);
+		for (unsigned pi = 0; pi < c.npage; pi++)
+			for (size_t k = 0; k < bench_nmethods; k++)
+				for (unsigned wi = 0; wi < c.nwriters; wi++) {
+					const struct bench_method *m = &bench_methods[k];
+					unsigned nw = c.writers[wi];
+					if (!planned(&b, m, c.page_kib[pi], mib, nw))
+						continue;
+					struct bench_result *r = &res[n++];
+					char what[96];
+					snprintf(what, sizeof(what), "%s %u KiB pages, %u MiB, %u writers",
+						 m->name, c.page_kib[pi], mib, nw);
+					progress(&c, n - 1, total, what);
+					if ((uint64_t)mib * 3 > room) {
+						*r = (struct bench_result){ .m = m, .page_kib = c.page_kib[pi],
+							.size_mib = mib, .writers = nw };
+						snprintf(r->status, sizeof(r->status),
+							 "skipped: %u MiB free on a node, needs 3x the size",
+							 room);
+						continue;
+					}
+					double guess = last_mib[k] ? last_s[k] * mib / last_mib[k] : 0;
+					if (guess > c.max_move_s) {
+						*r = (struct bench_result){ .m = m, .page_kib = c.page_kib[pi],
+							.size_mib = mib, .writers = nw };
+						snprintf(r->status, sizeof(r->status),
+							 "skipped: ~%.0f s per move (%.1f s at %u MiB)",
+							 guess, last_s[k], last_mib[k]);
+						continue;
+					}
+					run_row(&b, m, c.page_kib[pi], mib, nw, r);
+					if (!strcmp(r->status, "ok") && nw == 0 && mib != last_mib[k]) {
+						last_s[k] = r->seconds;
+						last_mib[k] = mib;
+					}
+				}
+		/* give the pools' kept pages back before the next size */
+		for (int node = 0; node <= numa_max_node(); node++) {
+			struct leap_pool *pool;
+			if (numa_node_size64(node, NULL) > 0 && leap_pool_get(b.ctx, node, &pool) == 0)
+				leap_pool_trim(pool);
+		}
+	}
+	progress(&c, total, total, "");
+	leap_ctx_destroy(&b.ctx);
+	bench_finish(res, n);
+	if (c.json)
+		bench_print_json(stdout, &c, &b.mc, res, n);
+	else if (c.csv)
+		bench_print_csv(stdout, &b.mc, res, n);
+	else
+		bench_print_table(stdout, &c, &b.mc, res, n);
+	rc = 0;
+	if (c.plot_dir) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/bench.csv", c.plot_dir);
+		FILE *f = fopen(path, "w");
+		if (!f) {
+			fprintf(stderr, "pageleap: bench: cannot write %s: %s\n", path, strerror(errno));
+			rc = 1;
+		} else {
+			bench_print_csv(f, &b.mc, res, n);
+			fclose(f);
+			char title[320];
+			snprintf(title, sizeof(title), "%s, %d node(s)%s", b.mc.kernel, b.mc.memory_nodes,
+				 b.mc.emulated ? ", emulated (not hardware timings)" : "");
+			int prc = bench_plot(path, c.plot_dir, title);
+			if (prc) {
+				fprintf(stderr, "pageleap: bench: plots not made: %s\n", strerror(-prc));
+				rc = 1;
+			}
+		}
+	}
+	free(res);
+	return rc;
+}

@@ -3,7 +3,9 @@
 #   make check           local tests, then the emulated-NUMA guests (2 nodes, 4 nodes, memory-only node)
 #   make check-local     local tests only;  make check-vm  guests only
 #   make asan / tsan     the tests under ASan+UBSan / TSan
-#   make demo            the main job: a region migrating across nodes, locally and in a 2-node guest
+#   make bench           the main job: pageleap bench --quick here and in a 2-node guest
+#                        (make bench-full: the full run, 2- and 4-node guests)
+#   make demo            a region migrating across nodes, locally and in emulated guests
 #   make install PREFIX=/usr/local
 # Out of tree: make B=/path/to/builddir
 
@@ -96,6 +98,14 @@ demo: deps
 	$(MAKE) all static
 	bash scripts/demo.sh $(B)
 
+bench: deps
+	$(MAKE) all static
+	bash scripts/bench.sh $(B) --quick
+
+bench-full: deps
+	$(MAKE) all static
+	LEAP_BENCH_GUESTS="2node 4node" bash scripts/bench.sh $(B) --full
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man7
@@ -114,5 +124,5 @@ install: all
 clean:
 	rm -rf $(B) build-asan build-tsan
 
-.PHONY: all static deps check check-local check-vm asan tsan demo install clean
+.PHONY: all static deps check check-local check-vm asan tsan demo bench bench-full install clean
 .SECONDARY:

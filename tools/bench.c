@@ -67,7 +67,8 @@ const size_t bench_nmethods = sizeof(bench_methods) / sizeof(bench_methods[0]);
 static const char bench_usage[] =
 	"usage: pageleap bench [--quick | --full] [OPTIONS]\n"
 	"  --quick              64 MiB, 0 and 2 writers, 3 repetitions (the default; < 1 min)\n"
-	"  --full               64 MiB .. 2 GiB (bounded by free memory), 0/1/2 writers, 5 reps\n"
+	"  --full               64 MiB .. 2 GiB (up to 40% of a node's free memory), 0/1/2\n"
+	"                       writers, 5 repetitions\n"
 	"  --from N --to M      source and target node (default: the first node with CPUs and\n"
 	"                       the nearest other memory node; on one node both are node 0)\n"
 	"  --sizes A,B,...      region sizes in MiB         --writers A,B,...  writer threads\n"
@@ -78,6 +79,7 @@ static const char bench_usage[] =
 	"  --autonuma-timeout S how long to wait for automatic NUMA balancing (default 10)\n"
 	"  --json | --csv       machine-readable output instead of the table\n"
 	"  --plot DIR           also write DIR/bench.csv and PNG/SVG plots (gnuplot)\n"
+	"  --save-json FILE     also write the JSON to FILE   --save-csv FILE  the CSV\n"
 	"  --no-progress        no progress bar (there is none when stderr is not a terminal)\n";
 
 /* ------------------------------------------------------------------ small helpers */
@@ -438,8 +440,11 @@ static void pl_sample(struct bench *b, const struct bench_method *m, struct pl_r
 	if (b->multi) {
 		uint64_t k = pages_not_on(p, len, PG4K, c->to);
 		s->left = k > s->left ? k : s->left;
-		/* back home, unmeasured, so every repetition moves the same way */
-		if ((rc = pl_move(row, c->from, NULL)) != 0)
+		/* back home, unmeasured, so every repetition moves the same way; the writers
+		 * have stopped, so the fastest way will do */
+		struct pl_row back = { .r = row->r, .flags = LEAP_NO_WRITERS,
+				       .o = { .size = sizeof(back.o) } };
+		if ((rc = pl_move(&back, c->from, NULL)) != 0)
 			snprintf(s->err, sizeof(s->err), "page_leap back failed: %s", leap_strerror(rc));
 	}
 }
@@ -791,6 +796,12 @@ static void run_row(struct bench *b, const struct bench_method *m, unsigned page
 		if (leap_region_stats(pl.r, &st) == 0)
 			r->meta_per_page = (double)st.metadata_bytes / (double)(len / PG4K);
 		leap_region_destroy(&pl.r);
+		/* the pools keep the pages for reuse: give them back, the next row needs room */
+		for (int node = 0; node <= numa_max_node(); node++) {
+			struct leap_pool *pool;
+			if (numa_node_size64(node, NULL) > 0 && leap_pool_get(b->ctx, node, &pool) == 0)
+				leap_pool_trim(pool);
+		}
 	}
 	for (int i = 0; i < 2; i++)
 		if (bufs[i])
@@ -935,6 +946,9 @@ static int parse_args(int argc, char **argv, struct bench_config *c)
 		} else if (!strcmp(a, "--plot")) {
 			NEED_ARG;
 			c->plot_dir = v;
+		} else if (!strcmp(a, "--save-json") || !strcmp(a, "--save-csv")) {
+			NEED_ARG;
+			*(a[7] == 'j' ? &c->save_json : &c->save_csv) = v;
 		} else {
 			return cli_usage(bench_usage, "bench: unknown option '%s'", a);
 		}
@@ -1051,6 +1065,26 @@ static unsigned node_free_mib(int node)
 	return (unsigned)(fr >> 20);
 }
 
+/* Write the JSON (print != NULL) or the CSV to path; 0, or 1 after saying why not. */
+static int save(const char *path,
+		void (*print)(FILE *, const struct bench_config *, const struct bench_machine *,
+			      const struct bench_result *, size_t),
+		const struct bench_config *c, const struct bench_machine *mc,
+		const struct bench_result *res, size_t n)
+{
+	FILE *f = fopen(path, "w");
+	if (f) {
+		if (print)
+			print(f, c, mc, res, n);
+		else
+			bench_print_csv(f, mc, res, n);
+		if (fclose(f) == 0)
+			return 0;
+	}
+	fprintf(stderr, "pageleap: bench: cannot write %s: %s\n", path, strerror(errno));
+	return 1;
+}
+
 int cmd_bench(int argc, char **argv)
 {
 	struct bench b = { 0 };
@@ -1085,11 +1119,12 @@ int cmd_bench(int argc, char **argv)
 					total += planned(&b, &bench_methods[k], c.page_kib[pi],
 							 c.sizes_mib[si], c.writers[wi]);
 	/* per method: seconds per move at the last size it ran, to skip what would crawl */
-	double last_s[64] = { 0 };
-	unsigned last_mib[64] = { 0 };
+	double last_s[64][2] = { { 0 } };
+	unsigned last_mib[64][2] = { { 0 } };
 	for (unsigned si = 0; si < c.nsizes; si++) {
 		unsigned mib = c.sizes_mib[si];
-		/* every method needs the range and its copy; leave room for the rest */
+		/* a method needs the range and its copy at once (rows free what they took);
+		 * half a size more leaves the system room */
 		unsigned room = node_free_mib(c.from) < node_free_mib(c.to) ? node_free_mib(c.from)
 									     : node_free_mib(c.to);
 		for (unsigned pi = 0; pi < c.npage; pi++)
@@ -1104,35 +1139,30 @@ int cmd_bench(int argc, char **argv)
 					snprintf(what, sizeof(what), "%s %u KiB pages, %u MiB, %u writers",
 						 m->name, c.page_kib[pi], mib, nw);
 					progress(&c, n - 1, total, what);
-					if ((uint64_t)mib * 3 > room) {
+					if ((uint64_t)mib * 5 / 2 > room) {
 						*r = (struct bench_result){ .m = m, .page_kib = c.page_kib[pi],
 							.size_mib = mib, .writers = nw };
 						snprintf(r->status, sizeof(r->status),
-							 "skipped: %u MiB free on a node, needs 3x the size",
+							 "skipped: %u MiB free on a node, needs 2.5x the size",
 							 room);
 						continue;
 					}
-					double guess = last_mib[k] ? last_s[k] * mib / last_mib[k] : 0;
+					double guess = last_mib[k][pi] ? last_s[k][pi] * mib / last_mib[k][pi]
+									: 0;
 					if (guess > c.max_move_s) {
 						*r = (struct bench_result){ .m = m, .page_kib = c.page_kib[pi],
 							.size_mib = mib, .writers = nw };
 						snprintf(r->status, sizeof(r->status),
 							 "skipped: ~%.0f s per move (%.1f s at %u MiB)",
-							 guess, last_s[k], last_mib[k]);
+							 guess, last_s[k][pi], last_mib[k][pi]);
 						continue;
 					}
 					run_row(&b, m, c.page_kib[pi], mib, nw, r);
-					if (!strcmp(r->status, "ok") && nw == 0 && mib != last_mib[k]) {
-						last_s[k] = r->seconds;
-						last_mib[k] = mib;
+					if (!strcmp(r->status, "ok") && nw == 0 && mib != last_mib[k][pi]) {
+						last_s[k][pi] = r->seconds;
+						last_mib[k][pi] = mib;
 					}
 				}
-		/* give the pools' kept pages back before the next size */
-		for (int node = 0; node <= numa_max_node(); node++) {
-			struct leap_pool *pool;
-			if (numa_node_size64(node, NULL) > 0 && leap_pool_get(b.ctx, node, &pool) == 0)
-				leap_pool_trim(pool);
-		}
 	}
 	progress(&c, total, total, "");
 	leap_ctx_destroy(&b.ctx);
@@ -1144,6 +1174,10 @@ int cmd_bench(int argc, char **argv)
 	else
 		bench_print_table(stdout, &c, &b.mc, res, n);
 	rc = 0;
+	if (c.save_json && save(c.save_json, bench_print_json, &c, &b.mc, res, n))
+		rc = 1;
+	if (c.save_csv && save(c.save_csv, NULL, &c, &b.mc, res, n))
+		rc = 1;
 	if (c.plot_dir) {
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/bench.csv", c.plot_dir);

@@ -79,6 +79,7 @@ struct bench_config {
 	bool method_on[64];
 	bool json, csv, progress;
 	const char *plot_dir;
+	const char *save_json, *save_csv; /* also written there */
 };
 
 /* What bench_out needs to know of the machine. */

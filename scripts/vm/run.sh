@@ -2,8 +2,9 @@
 # Boot one emulated-NUMA guest (QEMU, software emulation) and run the tests or the demo.
 # usage: run.sh BUILD_DIR TOPOLOGY MODE [KERNEL_VERSION]
 #   TOPOLOGY: 2node | 4node | memonly (2 nodes with CPUs + a memory-only node, like CXL)
-#   MODE: check | demo          KERNEL_VERSION: 6.12 (default) | 6.1
+#   MODE: check | demo | bench  KERNEL_VERSION: 6.12 (default) | 6.1
 # LEAP_GUEST_ENV="NAME=VALUE,NAME=VALUE" is exported to the tests inside the guest.
+# LEAP_BENCH_ARGS="--full ..." are the arguments of `pageleap bench` in bench mode.
 # Exit 0 only if the guest reported success; the guest's output goes to stdout.
 set -euo pipefail
 b=${1:?build dir}
@@ -62,7 +63,7 @@ for attempt in 1 2 3 4 5; do
 	set +e
 	timeout "${LEAP_VM_TIMEOUT:-1500}" qemu-system-x86_64 -machine q35 -cpu max "${numa[@]}" \
 		-kernel "$kernel" -initrd "$initrd" \
-		-append "console=ttyS0 quiet panic=-1 leap.mode=$mode ${LEAP_GUEST_ENV:+leap.env=$LEAP_GUEST_ENV}" \
+		-append "console=ttyS0 quiet panic=-1 leap.mode=$mode ${LEAP_GUEST_ENV:+leap.env=$LEAP_GUEST_ENV} ${LEAP_BENCH_ARGS:+leap.bench=$(echo $LEAP_BENCH_ARGS | tr ' ' '+')}" \
 		-nographic -no-reboot -monitor none -nic none -device isa-debug-exit,iobase=0xf4,iosize=0x04 |
 		tr -d '\r' | sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1b[a-zA-Z]//g' -e 's/^Booting from ROM\.*//' |
 		grep --line-buffered -v -E '^SeaBIOS|^$' | tee "$log"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main job: `pageleap bench` on this machine and inside emulated-NUMA guests, each
+# printing its side-by-side table; the guests' JSON and CSV come back over the serial
+# console and every result set gets its plots (gnuplot).
+# usage: bench.sh BUILD_DIR [--full]      (LEAP_BENCH_GUESTS="2node 4node" to choose)
+# Results: BUILD_DIR/bench/<where>/{bench.json,bench.csv,*.png,*.svg}
+set -euo pipefail
+b=${1:-build}
+mode=${2:---quick}
+case $mode in --quick | --full) ;; *) echo "bench.sh: unknown mode $mode" >&2; exit 2 ;; esac
+here=$(cd "$(dirname "$0")" && pwd)
+out="$b/bench"
+rm -rf "$out"
+mkdir -p "$out/local"
+rc=0
+
+echo "=== this machine"
+"$b/pageleap" bench "$mode" --plot "$out/local" --save-json "$out/local/bench.json" || rc=1
+
+# the guests print the JSON and CSV between "=== begin F" and "=== end F"
+for topo in ${LEAP_BENCH_GUESTS:-2node}; do
+	echo
+	d="$out/$topo"
+	mkdir -p "$d"
+	log="$d/console.log"
+	LEAP_BENCH_ARGS="$mode" bash "$here/vm/run.sh" "$b" "$topo" bench > "$log" || rc=1
+	# the console, less the data blocks (kept as files)
+	awk '/^=== begin /{skip=1} !skip{print} /^=== end /{skip=0}' "$log"
+	for f in bench.json bench.csv; do
+		awk -v f="$f" '$0 == "=== begin " f {on=1; next} $0 == "=== end " f {on=0} on' "$log" > "$d/$f"
+		[ -s "$d/$f" ] || { echo "bench.sh: the $topo guest returned no $f" >&2; rc=1; }
+	done
+	if [ -s "$d/bench.csv" ]; then
+		"$b/pageleap" plot "$d/bench.csv" "$d" \
+			--title "$topo guest (QEMU emulated NUMA: not hardware timings)" || rc=1
+	fi
+done
+echo
+echo "results and plots: $out/*/ (bench.json, bench.csv, throughput_vs_size, throughput_vs_writers, stalls)"
+exit $rc

@@ -14,7 +14,16 @@
  * target doubles it, in between keeps it. Writers wait for at most one extent, so this
  * bounds their stalls near the target while keeping extents as large as the target
  * allows: writers that touch every extent whatever its size (scattered writes) would
- * otherwise drive it down to one page and the job to a system call per page. An extent
+ * otherwise drive it down to one page and the job to a system call per page.
+ * Shrinking must pay: an extent's time is a fixed cost (system calls, TLB flushes, the
+ * writers' own faults) plus its copy, and below the size where the fixed cost dominates,
+ * a smaller extent takes nearly as long, so writers would wait about as long, more often,
+ * and the job would crawl. The job remembers the last time of each size class (powers of
+ * two) and does not shrink to a size known to take more than 60% of the current one;
+ * there, or at the minimum, it tries the double size instead unless that is known to take
+ * more than 1/0.6 times as long. Where the stall target is below the fixed cost (slow or
+ * emulated machines, busy CPUs) the extent thus settles where most of its time is copying,
+ * instead of collapsing to one page. An extent
  * that found no room (-ENOMEM, nothing moved) is retried at half the size before its
  * pages are reported as failed.
  *
@@ -58,6 +67,8 @@ struct leap_job {
 	int64_t result;
 	struct leap_progress prog;
 	struct leap__hist stalls;
+	/* worker thread only: time (ns) of the last whole extent moved, per log2(pages) */
+	uint64_t tlast[64];
 	uint64_t t0;
 };
 
@@ -111,14 +122,33 @@ static void account(struct leap_job *j, uint64_t pos, uint64_t n, int rc,
 	pthread_mutex_unlock(&j->lock);
 }
 
+static unsigned size_class(uint64_t pages)
+{
+	return 63u - (unsigned)__builtin_clzll(pages);
+}
+
+/* Time of the last extent of size g's class, 0 if none yet. */
+static uint64_t last_ns(const struct leap_job *j, uint64_t g)
+{
+	return g ? j->tlast[size_class(g)] : 0;
+}
+
 /* The next extent size: grow when nobody waited; when writers waited, shrink if they
- * waited longer than the target, grow if far shorter. */
+ * waited longer than the target and shrinking is known (or not yet known not) to help;
+ * grow if they waited far shorter. */
 static uint64_t adapt(const struct leap_job *j, uint64_t g, uint32_t faults, uint64_t ns)
 {
-	if (faults == 0 || ns < j->stall_target / 2)
+	if (faults == 0 || ns < j->stall_target / 2) {
 		g *= 2;
-	else if (ns > j->stall_target)
-		g /= faults > 2 ? 4 : 2;
+	} else if (ns > j->stall_target) {
+		uint64_t s = g / (faults > 2 ? 4 : 2), ts, t2;
+		if (s < j->gmin)
+			s = j->gmin;
+		if (s < g && (!(ts = last_ns(j, s)) || ts * 10 <= ns * 6))
+			g = s; /* saves writers at least 40%, or not measured yet */
+		else if (!(t2 = last_ns(j, 2 * g)) || ns * 10 > t2 * 6)
+			g *= 2; /* fixed cost dominates here: twice the pages for < 1.67x the wait */
+	}
 	if (g < j->gmin)
 		g = j->gmin;
 	if (g > j->gmax)
@@ -176,6 +206,8 @@ static void job_run(void *arg)
 		}
 		account(j, pos, n, rc, &o, g, &h);
 		pthread_mutex_unlock(&r->lock);
+		if (rc >= 0 && o.moved == n)
+			j->tlast[size_class(n)] = ns;
 		g = adapt(j, g, o.faults, ns);
 		pos += n;
 	}

@@ -329,6 +329,7 @@ static uint64_t writers_stop(struct writers *ws, struct leap__hist *stalls)
 struct sample {
 	double s, cpu_s;
 	uint64_t moved_bytes, left, lost;
+	struct leap_progress pr; /* page_leap's own account of the move */
 	char err[128]; /* non-empty: the move could not be measured */
 };
 
@@ -435,6 +436,7 @@ static void pl_sample(struct bench *b, const struct bench_method *m, struct pl_r
 		snprintf(s->err, sizeof(s->err), "page_leap failed: %s", leap_strerror(rc));
 		return;
 	}
+	s->pr = pr;
 	s->moved_bytes = pr.pages_moved * PG4K;
 	s->left = pr.pages_total - pr.pages_moved;
 	if (b->multi) {
@@ -786,6 +788,12 @@ static void run_row(struct bench *b, const struct bench_method *m, unsigned page
 		if (i < warm)
 			continue;
 		r->lost_writes += s.lost;
+		if (m->kind == BK_PAGE_LEAP) {
+			r->extents = s.pr.extents;
+			r->gran_min_kib = s.pr.granularity_min_seen >> 10;
+			r->gran_max_kib = s.pr.granularity_max_seen >> 10;
+			r->gran_last_kib = s.pr.granularity >> 10;
+		}
 		r->pages_left = s.left > r->pages_left ? s.left : r->pages_left;
 		secs[n] = s.s;
 		cpu[n] = s.cpu_s;

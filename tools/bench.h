@@ -63,6 +63,8 @@ struct bench_result {
 	struct bench_stall stall;
 	double vs_move_pages, vs_memcpy; /* NaN where there is nothing to compare with */
 	double meta_per_page;	/* page_leap: library bytes per 4 KiB page; else NaN */
+	/* page_leap, last measured move: copy-and-remap steps and their sizes (KiB) */
+	uint64_t extents, gran_min_kib, gran_max_kib, gran_last_kib;
 };
 
 struct bench_config {

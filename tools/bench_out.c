@@ -290,6 +290,10 @@ void bench_print_json(FILE *f, const struct bench_config *c, const struct bench_
 		jnum(f, "vs_move_pages", r->vs_move_pages, y);
 		jnum(f, "vs_memcpy", r->vs_memcpy, y);
 		jnum(f, "metadata_bytes_per_page", r->meta_per_page, y);
+		if (y && r->extents)
+			fprintf(f, ",\"page_leap\":{\"extents\":%" PRIu64 ",\"granularity_kib\":{"
+				   "\"min\":%" PRIu64 ",\"max\":%" PRIu64 ",\"last\":%" PRIu64 "}}",
+				r->extents, r->gran_min_kib, r->gran_max_kib, r->gran_last_kib);
 		fputc('}', f);
 	}
 	struct target t[NTARGETS];
@@ -324,7 +328,7 @@ void bench_print_csv(FILE *f, const struct bench_machine *mc, const struct bench
 	fprintf(f, "method,page_kib,size_mib,writers,status,reps,gbps_med,gbps_min,gbps_max,"
 		   "pages_per_s,seconds,pages,pages_left,lost_writes,cpu_s,stall_count,stall_p50_us,"
 		   "stall_p90_us,stall_p99_us,stall_p999_us,stall_max_us,vs_move_pages,vs_memcpy,"
-		   "meta_per_page,emulated\n");
+		   "meta_per_page,emulated,extents,gran_min_kib,gran_max_kib,gran_last_kib\n");
 	for (size_t i = 0; i < n; i++) {
 		const struct bench_result *r = &res[i];
 		bool y = ok(r);
@@ -353,7 +357,13 @@ void bench_print_csv(FILE *f, const struct bench_machine *mc, const struct bench
 		cnum(f, r->vs_move_pages, y);
 		cnum(f, r->vs_memcpy, y);
 		cnum(f, r->meta_per_page, y);
-		fprintf(f, ",%d\n", mc->emulated);
+		fprintf(f, ",%d", mc->emulated);
+		bool pl = y && r->extents;
+		cnum(f, (double)r->extents, pl);
+		cnum(f, (double)r->gran_min_kib, pl);
+		cnum(f, (double)r->gran_max_kib, pl);
+		cnum(f, (double)r->gran_last_kib, pl);
+		fputc('\n', f);
 	}
 }
 

@@ -138,6 +138,10 @@ struct leap_pool {
 	struct leap__ivset space_free; /* offset space not owned by any window */
 	struct leap__ivset alloc;  /* pages that exist (allocated in the memfd) */
 	struct leap__ivset used;   /* pages mapped by a region */
+	/* pages whose entries in chunk[]'s page tables were populated: copying into them
+	 * needs no populate call. A hint: should the kernel drop an entry, a copy takes a
+	 * fault there, and no data is lost. */
+	struct leap__ivset mapped;
 };
 int leap__pool_new(struct leap_ctx *ctx, int node, struct leap_pool **out);
 void leap__pool_free(struct leap_pool *pool);
@@ -197,6 +201,10 @@ struct leap_region {
 	uint64_t npages;
 	size_t resv_len;  /* reserved virtual length (base .. base+resv_len) */
 	pthread_mutex_t lock;
+	/* callers of the API that asked for lock (leap__region_lock) and that got it: a
+	 * job's worker lets those waiting in between extents (not later arrivals), since a
+	 * mutex is not fair and the worker would take it right back */
+	atomic_ullong lock_arrivals, lock_served;
 	/* under lock: */
 	struct leap__run *runs; /* sorted by pg, covering [0, npages) */
 	size_t nruns, runs_cap;
@@ -206,6 +214,8 @@ struct leap_region {
 	struct leap_job *jobs;		 /* jobs queued or running on the region */
 	pthread_cond_t jobs_cond;	 /* signalled when a job leaves the list */
 };
+/* Take r->lock for a caller of the API: counted in lock_waiters while waiting. */
+void leap__region_lock(struct leap_region *r);
 /* Pool offset of bank `bank` of the region on node; allocates the window on first use. */
 int leap__region_window(struct leap_region *r, int node, int bank, uint64_t *off);
 /* Index of the run holding page pg. pre: pg < npages, lock held. */

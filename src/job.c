@@ -206,6 +206,11 @@ static void job_run(void *arg)
 		}
 		account(j, pos, n, rc, &o, g, &h);
 		pthread_mutex_unlock(&r->lock);
+		/* let the API callers waiting now in (a submission must not wait for the
+		 * whole job), but not later ones (a caller in a loop must not stall the job) */
+		unsigned long long waiting = atomic_load(&r->lock_arrivals);
+		while (atomic_load(&r->lock_served) < waiting)
+			sched_yield();
 		if (rc >= 0 && o.moved == n)
 			j->tlast[size_class(n)] = ns;
 		g = adapt(j, g, o.faults, ns);
@@ -310,7 +315,7 @@ LEAP_API int page_leap_opts(struct leap_region *r, void *addr, size_t len, int n
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->cond, NULL);
 	atomic_init(&j->refs, 2);
-	pthread_mutex_lock(&r->lock);
+	leap__region_lock(r);
 	for (struct leap_job *o = r->jobs; o; o = o->next)
 		if (j->a < o->b && o->a < j->b)
 			rc = -EBUSY;

@@ -63,6 +63,7 @@ void leap__pool_free(struct leap_pool *p)
 	leap__ivset_free(&p->space_free);
 	leap__ivset_free(&p->alloc);
 	leap__ivset_free(&p->used);
+	leap__ivset_free(&p->mapped);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -147,8 +148,10 @@ static int punch_cb(uint64_t lo, uint64_t hi, void *arg)
 
 static void drop_gone(struct punch_ctx *c)
 {
-	for (size_t i = 0; i < c->gone.n; i++)
+	for (size_t i = 0; i < c->gone.n; i++) {
 		leap__ivset_remove(&c->p->alloc, c->gone.v[i].lo, c->gone.v[i].hi);
+		leap__ivset_remove(&c->p->mapped, c->gone.v[i].lo, c->gone.v[i].hi);
+	}
 	leap__ivset_free(&c->gone);
 }
 
@@ -248,10 +251,19 @@ int leap__pool_copy_in(struct leap_pool *p, uint64_t off, const void *src, uint6
 		n = n < npages ? n : npages;
 		pthread_mutex_lock(&p->lock);
 		char *dst = p->chunk[off / p->chunk_pages] + in * LEAP_PG;
+		bool mapped = leap__ivset_covered(&p->mapped, off, off + n) == n;
 		pthread_mutex_unlock(&p->lock);
-		int rc = leap__sys_populate_write(dst, n);
-		if (rc)
-			return rc;
+		/* one populate call instead of a fault per page, the first time only: after
+		 * that the pages keep their entries (pool pages are kept for reuse), and
+		 * walking them again cost a sixth of a move's time */
+		if (!mapped) {
+			int rc = leap__sys_populate_write(dst, n);
+			if (rc)
+				return rc;
+			pthread_mutex_lock(&p->lock);
+			leap__ivset_add(&p->mapped, off, off + n); /* a hint: no room, no harm */
+			pthread_mutex_unlock(&p->lock);
+		}
 		memcpy(dst, s, n * LEAP_PG);
 		s += n * LEAP_PG;
 		off += n;

@@ -223,12 +223,19 @@ LEAP_API int leap_region_new(struct leap_ctx *ctx, size_t length, int node,
 	return leap_region_new_placed(ctx, length, &one, 1, out);
 }
 
+void leap__region_lock(struct leap_region *r)
+{
+	atomic_fetch_add(&r->lock_arrivals, 1);
+	pthread_mutex_lock(&r->lock);
+	atomic_fetch_add(&r->lock_served, 1);
+}
+
 LEAP_API void leap_region_destroy(struct leap_region **region)
 {
 	if (!region || !*region)
 		return;
 	struct leap_region *r = *region;
-	pthread_mutex_lock(&r->lock);
+	leap__region_lock(r);
 	leap__jobs_cancel_wait(r);
 	pthread_mutex_unlock(&r->lock);
 	region_free(r);
@@ -252,7 +259,7 @@ LEAP_API int leap_node_of(struct leap_region *r, const void *addr)
 	uintptr_t a = (uintptr_t)addr, base = (uintptr_t)r->base;
 	if (a < base || a - base >= r->npages * LEAP_PG)
 		return -EFAULT;
-	pthread_mutex_lock(&r->lock);
+	leap__region_lock(r);
 	int node = r->runs[leap__region_find_run(r, (a - base) / LEAP_PG)].node;
 	pthread_mutex_unlock(&r->lock);
 	return node;
@@ -262,7 +269,7 @@ LEAP_API int leap_region_stats(struct leap_region *r, struct leap_region_stats *
 {
 	if (!r || !st || st->size < sizeof(*st))
 		return -EINVAL;
-	pthread_mutex_lock(&r->lock);
+	leap__region_lock(r);
 	size_t size = st->size;
 	*st = r->st;
 	st->size = size;

@@ -237,8 +237,12 @@ static void check_result(const struct jv *r, size_t i)
 	snprintf(sub, sizeof(sub), "%s.gbps", w);
 	shape(g, sub, "min:n median:n max:n");
 	rising(g, sub, (const char *const[]){ "min", "median", "max" }, 3);
-	if (g && !(num(get(g, "median")) > 0))
-		BAD("%s.median: want > 0, found %g", sub, num(get(g, "median")));
+	/* zero only where nothing moved: automatic balancing may move nothing before its
+	 * timeout (seen in loaded emulated guests); then every page must be reported left */
+	double med = g ? num(get(g, "median")) : 0;
+	if (g && !(med > 0) &&
+	    !(!strcmp(m, "autonuma") && med == 0 && num(get(r, "pages_left")) == num(get(r, "pages"))))
+		BAD("%s.median: want > 0 (or 0 with every page left, autonuma only), found %g", sub, med);
 	snprintf(sub, sizeof(sub), "%s.stall", w);
 	shape(s, sub, "count:n p50_us:n p90_us:n p99_us:n p999_us:n max_us:n");
 	rising(s, sub, (const char *const[]){ "p50_us", "p90_us", "p99_us", "p999_us", "max_us" }, 5);

@@ -137,10 +137,10 @@ static bool emulated(void)
 
 /* ------------------------------------------------------------------ memory */
 
-/* Anonymous memory of len bytes, 2 MiB aligned, on node (MPOL_BIND), populated with a
- * pattern; huge asks for transparent huge pages, otherwise they are refused so 4 KiB
- * rows really are 4 KiB pages. NULL on failure. */
-static char *anon_on(size_t len, int node, bool huge, bool bind)
+/* Anonymous memory of len bytes, 2 MiB aligned, not populated; huge asks for transparent
+ * huge pages, otherwise they are refused so 4 KiB rows really are 4 KiB pages. node >= 0
+ * binds it there (MPOL_BIND). NULL on failure. */
+static char *anon_map(size_t len, bool huge, int node)
 {
 	size_t span = len + PG2M;
 	char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -152,7 +152,7 @@ static char *anon_on(size_t len, int node, bool huge, bool bind)
 	if (p + len < raw + span)
 		munmap(p + len, (size_t)(raw + span - (p + len)));
 	madvise(p, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-	if (bind) {
+	if (node >= 0) {
 		unsigned long mask[16] = { 0 };
 		mask[node / 64] |= 1ul << (node % 64);
 		if (mbind(p, len, MPOL_BIND, mask, 1024, 0)) {
@@ -160,7 +160,15 @@ static char *anon_on(size_t len, int node, bool huge, bool bind)
 			return NULL;
 		}
 	}
-	memset(p, 0x5a, len);
+	return p;
+}
+
+/* anon_map(), populated with a pattern (bind: on node; else where the caller runs). */
+static char *anon_on(size_t len, int node, bool huge, bool bind)
+{
+	char *p = anon_map(len, huge, bind ? node : -1);
+	if (p)
+		memset(p, 0x5a, len);
 	return p;
 }
 
@@ -540,21 +548,9 @@ static void kernel_sample(struct bench *b, const struct bench_method *m, size_t 
 		}
 		case BK_COPY_MREMAP:
 			/* the naive way: new memory on the target, copy, swap the mapping in */
-			fresh = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-				     -1, 0);
-			if (fresh == MAP_FAILED) {
-				err = -errno;
-				fresh = NULL;
+			if (!(fresh = anon_map(len, huge, c->to))) {
+				err = -ENOMEM;
 				break;
-			}
-			if (huge)
-				madvise(fresh, len, MADV_HUGEPAGE);
-			else
-				madvise(fresh, len, MADV_NOHUGEPAGE);
-			{
-				unsigned long mask[16] = { 0 };
-				mask[c->to / 64] |= 1ul << (c->to % 64);
-				mbind(fresh, len, MPOL_BIND, mask, 1024, 0);
 			}
 			memcpy(fresh, p, len);
 			if (mremap(fresh, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, p) == MAP_FAILED)

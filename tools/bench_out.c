@@ -195,7 +195,8 @@ void bench_print_table(FILE *f, const struct bench_config *c, const struct bench
 		if (c->method_on[k])
 			fprintf(f, "  %-16s %s\n", bench_methods[k].name, bench_methods[k].what);
 	fprintf(f, "columns: left = pages not on the target afterwards (worst move); lost = writes "
-		   "lost over all moves;\n  cpu s = CPU time of one move, writer threads excluded; "
+		   "lost over all moves;\n  cpu s = CPU time of one move, writer threads excluded "
+		   "(autonuma: includes its touching thread); "
 		   "x mvpg / x memcpy = GB/s ratio to move_pages / memcpy\n");
 	struct target t[NTARGETS];
 	targets(c, mc, res, n, t);

@@ -512,6 +512,23 @@ static uint64_t do_move_pages(char *p, size_t len, size_t pgsz, int node, unsign
 	return left;
 }
 
+/* The naive way: new memory on the target, copy, swap the mapping in. It races with
+ * the writers on purpose (what they write after a page was copied is lost, and counted):
+ * tests/tsan.supp names this function. */
+__attribute__((noinline)) static int naive_copy_remap(char *p, size_t len, bool huge, int to)
+{
+	char *fresh = anon_map(len, huge, to);
+	if (!fresh)
+		return -ENOMEM;
+	memcpy(fresh, p, len);
+	if (mremap(fresh, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, p) == MAP_FAILED) {
+		int rc = -errno;
+		munmap(fresh, len);
+		return rc;
+	}
+	return 0;
+}
+
 static void kernel_sample(struct bench *b, const struct bench_method *m, size_t len,
 			  unsigned page_kib, unsigned nw, struct sample *s,
 			  struct leap__hist *stalls)
@@ -532,7 +549,6 @@ static void kernel_sample(struct bench *b, const struct bench_method *m, size_t 
 	}
 	struct stopwatch sw;
 	int err = 0;
-	char *fresh = NULL;
 	WITH_WRITERS(b, p, len, nw, stalls, s, {
 		sw_start(&sw, &b->ws);
 		switch (m->kind) {
@@ -547,24 +563,13 @@ static void kernel_sample(struct bench *b, const struct bench_method *m, size_t 
 			break;
 		}
 		case BK_COPY_MREMAP:
-			/* the naive way: new memory on the target, copy, swap the mapping in */
-			if (!(fresh = anon_map(len, huge, c->to))) {
-				err = -ENOMEM;
-				break;
-			}
-			memcpy(fresh, p, len);
-			if (mremap(fresh, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, p) == MAP_FAILED)
-				err = -errno;
-			else
-				fresh = NULL;
+			err = naive_copy_remap(p, len, huge, c->to);
 			break;
 		default:
 			break;
 		}
 		sw_end(&sw, &b->ws, s);
 	});
-	if (fresh)
-		munmap(fresh, len);
 	if (err)
 		snprintf(s->err, sizeof(s->err), "%s failed: %s", m->name, strerror(-err));
 	s->left = b->multi ? pages_not_on(p, len, pgsz, c->to) : 0;

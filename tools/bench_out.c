@@ -403,15 +403,16 @@ static const char plot_gp[] =
 	"  set title title.sprintf(\"\\nwriter stalls (writes slower than 5 us), %d writers, "
 	"%d MiB, 4 KiB pages\", maxw, wsize)\n"
 	"  set xlabel 'percentile'; set ylabel 'stall (us)'; set logscale y\n"
-	"  set xtics ('p50' 1, 'p90' 2, 'p99' 3, 'p99.9' 4, 'max' 5)\n"
+	"  set xtics ('p50' 1, 'p90' 2, 'p99' 3, 'p99.9' 4, 'max' 5); set xrange [0.5:5.5]\n"
 	"  sel(m) = ok(m) && $2==4 && $3==wsize && $4==maxw && $16 > 0\n"
-	"  plot for [i=1:n] csv skip 1 using (sel(word(methods,i)) ? 1 : NaN):17 with points pt 7 "
+	"  dx(i) = (i - (n + 1) / 2.0) * 0.03  # side by side, not on top of each other\n"
+	"  plot for [i=1:n] csv skip 1 using (sel(word(methods,i)) ? 1 + dx(i) : NaN):17 with points pt 7 "
 	"ps 1.5 lc rgb c(i) title word(methods,i), \\\n"
-	"       for [i=1:n] csv skip 1 using (sel(word(methods,i)) ? 2 : NaN):18 w p pt 7 ps 1.5 lc rgb c(i) notitle, \\\n"
-	"       for [i=1:n] csv skip 1 using (sel(word(methods,i)) ? 3 : NaN):19 w p pt 7 ps 1.5 lc rgb c(i) notitle, \\\n"
-	"       for [i=1:n] csv skip 1 using (sel(word(methods,i)) ? 4 : NaN):20 w p pt 7 ps 1.5 lc rgb c(i) notitle, \\\n"
-	"       for [i=1:n] csv skip 1 using (sel(word(methods,i)) ? 5 : NaN):21 w p pt 7 ps 1.5 lc rgb c(i) notitle\n"
-	"  unset xtics; set xtics\n"
+	"       for [i=1:n] csv skip 1 using (sel(word(methods,i)) ? 2 + dx(i) : NaN):18 w p pt 7 ps 1.5 lc rgb c(i) notitle, \\\n"
+	"       for [i=1:n] csv skip 1 using (sel(word(methods,i)) ? 3 + dx(i) : NaN):19 w p pt 7 ps 1.5 lc rgb c(i) notitle, \\\n"
+	"       for [i=1:n] csv skip 1 using (sel(word(methods,i)) ? 4 + dx(i) : NaN):20 w p pt 7 ps 1.5 lc rgb c(i) notitle, \\\n"
+	"       for [i=1:n] csv skip 1 using (sel(word(methods,i)) ? 5 + dx(i) : NaN):21 w p pt 7 ps 1.5 lc rgb c(i) notitle\n"
+	"  unset xtics; set xtics; set autoscale x\n"
 	"}\n";
 
 /* From a bench CSV: the smallest size writer runs used and their largest writer count. */

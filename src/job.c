@@ -207,9 +207,10 @@ static void job_run(void *arg)
 		account(j, pos, n, rc, &o, g, &h);
 		pthread_mutex_unlock(&r->lock);
 		/* let the API callers waiting now in (a submission must not wait for the
-		 * whole job), but not later ones (a caller in a loop must not stall the job) */
+		 * whole job), but not later ones (a caller in a loop must not stall the job);
+		 * bounded, since a caller that cannot get a CPU must not stall it either */
 		unsigned long long waiting = atomic_load(&r->lock_arrivals);
-		while (atomic_load(&r->lock_served) < waiting)
+		for (int spins = 0; atomic_load(&r->lock_served) < waiting && spins < 1000; spins++)
 			sched_yield();
 		if (rc >= 0 && o.moved == n)
 			j->tlast[size_class(n)] = ns;

@@ -23,12 +23,14 @@
 #include "pageleap.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <numa.h>
 #include <numaif.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,7 +267,7 @@ static int writers_start(struct writers *ws, char *base, size_t len, unsigned n)
 {
 	ws->base = base;
 	ws->npages = len / PG4K;
-	ws->n = n;
+	ws->n = 0; /* threads running: n once they all are */
 	atomic_store(&ws->stop, false);
 	atomic_store(&ws->running, 0);
 	for (unsigned t = 0; t < n; t++) {
@@ -288,12 +290,12 @@ static int writers_start(struct writers *ws, char *base, size_t len, unsigned n)
 			atomic_store(&ws->stop, true);
 			for (unsigned u = 0; u < t; u++)
 				pthread_join(ws->w[u].th, NULL);
-			ws->n = 0;
 			for (unsigned u = 0; u < n; u++)
 				free(ws->w[u].seen), ws->w[u].seen = NULL;
 			return -rc;
 		}
 	}
+	ws->n = n;
 	while (atomic_load(&ws->running) < n)
 		sched_yield();
 	return 0;
@@ -427,7 +429,7 @@ static void pl_sample(struct bench *b, const struct bench_method *m, struct pl_r
 	const struct bench_config *c = b->c;
 	char *p = leap_region_addr(row->r);
 	size_t len = leap_region_length(row->r);
-	struct leap_progress pr;
+	struct leap_progress pr = { .size = sizeof(pr) };
 	int rc = 0;
 	if (m->cold) {
 		struct leap_pool *pool;
@@ -440,6 +442,8 @@ static void pl_sample(struct bench *b, const struct bench_method *m, struct pl_r
 		rc = pl_move(row, c->to, &pr);
 		sw_end(&sw, &b->ws, s);
 	});
+	if (s->err[0])
+		return;
 	if (rc) {
 		snprintf(s->err, sizeof(s->err), "page_leap failed: %s", leap_strerror(rc));
 		return;
@@ -640,6 +644,25 @@ static int write_int(const char *path, int v)
 }
 
 static const char nb_path[] = "/proc/sys/kernel/numa_balancing";
+static volatile sig_atomic_t nb_old = -1; /* to restore on a signal, -1: nothing */
+
+/* Killed while balancing is switched on (a test's timeout, ^C): put the machine's
+ * setting back, then die of the signal as before. Async-signal-safe calls only. */
+static void nb_restore_and_die(int sig)
+{
+	if (nb_old >= 0 && nb_old <= 9) {
+		int fd = open(nb_path, O_WRONLY);
+		if (fd >= 0) {
+			char v[2] = { (char)('0' + nb_old), '\n' };
+			if (write(fd, v, 2) < 0) {
+				/* nothing more can be done here */
+			}
+			close(fd);
+		}
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
 
 static void autonuma_sample(struct bench *b, size_t len, unsigned page_kib, struct sample *s)
 {
@@ -651,18 +674,22 @@ static void autonuma_sample(struct bench *b, size_t len, unsigned page_kib, stru
 		set_err(s, "%s", "kernel without numa_balancing");
 		return;
 	}
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa = { .sa_handler = nb_restore_and_die }, before[3];
+	nb_old = old;
+	for (int i = 0; i < 3; i++)
+		sigaction(sigs[i], &sa, &before[i]);
 	if (write_int(nb_path, 1)) {
 		set_err(s, "%s", "cannot enable numa_balancing (needs root)");
-		return;
+		goto restore;
 	}
 	/* placed by first touch from the source node, no policy: balancing may move it */
 	numa_run_on_node(c->from);
 	char *p = anon_on(len, c->from, huge, false);
 	numa_run_on_node(-1);
 	if (!p) {
-		write_int(nb_path, old);
 		set_err(s, "%s", "cannot allocate the range");
-		return;
+		goto restore;
 	}
 	uint64_t total = len / pgsz, off = pages_not_on(p, len, pgsz, c->to);
 	struct toucher t = { .p = p, .len = len, .node = c->to };
@@ -682,10 +709,14 @@ static void autonuma_sample(struct bench *b, size_t len, unsigned page_kib, stru
 		atomic_store(&t.stop, true);
 		pthread_join(th, NULL);
 	}
-	write_int(nb_path, old);
 	s->left = off;
 	s->moved_bytes = (total - off) * pgsz;
 	munmap(p, len);
+restore:
+	write_int(nb_path, old);
+	for (int i = 0; i < 3; i++)
+		sigaction(sigs[i], &before[i], NULL);
+	nb_old = -1;
 }
 
 /* ------------------------------------------------------------------ rows */

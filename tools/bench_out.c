@@ -237,6 +237,15 @@ static void jnum(FILE *f, const char *key, double v, bool have)
 		fprintf(f, "%.6g", v);
 }
 
+/* A count, exactly (%g would round past a million), or null. */
+static void jint(FILE *f, const char *key, uint64_t v, bool have)
+{
+	if (have)
+		fprintf(f, ",\"%s\":%" PRIu64, key, v);
+	else
+		fprintf(f, ",\"%s\":null", key);
+}
+
 void bench_print_json(FILE *f, const struct bench_config *c, const struct bench_machine *mc,
 		      const struct bench_result *res, size_t n)
 {
@@ -269,7 +278,7 @@ void bench_print_json(FILE *f, const struct bench_config *c, const struct bench_
 			r->size_mib, r->writers);
 		jstr(f, r->status);
 		fprintf(f, ",\"emulated\":%s", mc->emulated ? "true" : "false");
-		jnum(f, "reps", r->reps, y);
+		jint(f, "reps", (uint64_t)r->reps, y);
 		if (y)
 			fprintf(f, ",\"gbps\":{\"median\":%.6g,\"min\":%.6g,\"max\":%.6g}", r->gbps_med,
 				r->gbps_min, r->gbps_max);
@@ -277,9 +286,9 @@ void bench_print_json(FILE *f, const struct bench_config *c, const struct bench_
 			fprintf(f, ",\"gbps\":null");
 		jnum(f, "seconds", r->seconds, y);
 		jnum(f, "pages_per_s", r->pages_per_s, y);
-		jnum(f, "pages", (double)r->pages, y);
-		jnum(f, "pages_left", (double)r->pages_left, y);
-		jnum(f, "lost_writes", (double)r->lost_writes, y);
+		jint(f, "pages", r->pages, y);
+		jint(f, "pages_left", r->pages_left, y);
+		jint(f, "lost_writes", r->lost_writes, y);
 		jnum(f, "cpu_s", r->cpu_s, y);
 		if (y)
 			fprintf(f, ",\"stall\":{\"count\":%" PRIu64 ",\"p50_us\":%.6g,\"p90_us\":%.6g,"
@@ -323,6 +332,14 @@ static void cnum(FILE *f, double v, bool have)
 		fputc(',', f);
 }
 
+static void cint(FILE *f, uint64_t v, bool have)
+{
+	if (have)
+		fprintf(f, ",%" PRIu64, v);
+	else
+		fputc(',', f);
+}
+
 void bench_print_csv(FILE *f, const struct bench_machine *mc, const struct bench_result *res,
 		     size_t n)
 {
@@ -339,17 +356,17 @@ void bench_print_csv(FILE *f, const struct bench_machine *mc, const struct bench
 			if (*s == ',' || *s == '"')
 				*s = ';'; /* CSV without quoting */
 		fprintf(f, "%s,%u,%u,%u,%s", r->m->name, r->page_kib, r->size_mib, r->writers, status);
-		cnum(f, r->reps, y);
+		cint(f, (uint64_t)r->reps, y);
 		cnum(f, r->gbps_med, y);
 		cnum(f, r->gbps_min, y);
 		cnum(f, r->gbps_max, y);
 		cnum(f, r->pages_per_s, y);
 		cnum(f, r->seconds, y);
-		cnum(f, (double)r->pages, y);
-		cnum(f, (double)r->pages_left, y);
-		cnum(f, (double)r->lost_writes, y);
+		cint(f, r->pages, y);
+		cint(f, r->pages_left, y);
+		cint(f, r->lost_writes, y);
 		cnum(f, r->cpu_s, y);
-		cnum(f, (double)r->stall.count, y);
+		cint(f, r->stall.count, y);
 		cnum(f, r->stall.p50_us, y);
 		cnum(f, r->stall.p90_us, y);
 		cnum(f, r->stall.p99_us, y);
@@ -360,10 +377,10 @@ void bench_print_csv(FILE *f, const struct bench_machine *mc, const struct bench
 		cnum(f, r->meta_per_page, y);
 		fprintf(f, ",%d", mc->emulated);
 		bool pl = y && r->extents;
-		cnum(f, (double)r->extents, pl);
-		cnum(f, (double)r->gran_min_kib, pl);
-		cnum(f, (double)r->gran_max_kib, pl);
-		cnum(f, (double)r->gran_last_kib, pl);
+		cint(f, r->extents, pl);
+		cint(f, r->gran_min_kib, pl);
+		cint(f, r->gran_max_kib, pl);
+		cint(f, r->gran_last_kib, pl);
 		fputc('\n', f);
 	}
 }

@@ -63,7 +63,7 @@ for attempt in 1 2 3 4 5; do
 	set +e
 	timeout "${LEAP_VM_TIMEOUT:-1500}" qemu-system-x86_64 -machine q35 -cpu max "${numa[@]}" \
 		-kernel "$kernel" -initrd "$initrd" \
-		-append "console=ttyS0 quiet panic=-1 leap.mode=$mode ${LEAP_GUEST_ENV:+leap.env=$LEAP_GUEST_ENV} ${LEAP_BENCH_ARGS:+leap.bench=$(echo $LEAP_BENCH_ARGS | tr ' ' '+')}" \
+		-append "console=ttyS0 quiet panic=-1 tsc=reliable leap.mode=$mode ${LEAP_GUEST_ENV:+leap.env=$LEAP_GUEST_ENV} ${LEAP_BENCH_ARGS:+leap.bench=$(printf '%s' "$LEAP_BENCH_ARGS" | tr ' ' '+')}" \
 		-nographic -no-reboot -monitor none -nic none -device isa-debug-exit,iobase=0xf4,iosize=0x04 |
 		tr -d '\r' | sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1b[a-zA-Z]//g' -e 's/^Booting from ROM\.*//' |
 		grep --line-buffered -v -E '^SeaBIOS|^$' | tee "$log"

@@ -23,7 +23,12 @@ for topo in ${LEAP_BENCH_GUESTS:-2node}; do
 	d="$out/$topo"
 	mkdir -p "$d"
 	log="$d/console.log"
-	LEAP_BENCH_ARGS="$mode" bash "$here/vm/run.sh" "$b" "$topo" bench > "$log" || rc=1
+	# the full run takes tens of minutes under emulation (every method, 0/1/2 writers,
+	# 5 repetitions): give the guest an hour instead of run.sh's 25 minutes
+	timeout=1500
+	[ "$mode" = --full ] && timeout=3600
+	LEAP_VM_TIMEOUT=${LEAP_VM_TIMEOUT:-$timeout} LEAP_BENCH_ARGS="$mode" \
+		bash "$here/vm/run.sh" "$b" "$topo" bench > "$log" || rc=1
 	# the console, less the data blocks (kept as files)
 	awk '/^=== begin /{skip=1} !skip{print} /^=== end /{skip=0}' "$log"
 	for f in bench.json bench.csv; do

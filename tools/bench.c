@@ -796,7 +796,10 @@ static void run_row(struct bench *b, const struct bench_method *m, unsigned page
 	double gbps[64], secs[64], cpu[64];
 	struct leap__hist stalls = { 0 };
 	int n = 0;
-	for (unsigned i = 0; i < warm + reps; i++) {
+	/* a row stops after row_budget_s of measured moves (at least one): the slowest
+	 * methods under emulation would otherwise take many minutes each */
+	double spent = 0;
+	for (unsigned i = 0; i < warm + reps && (n == 0 || spent < c->row_budget_s); i++) {
 		struct sample s = { 0 };
 		struct leap__hist *h = i < warm ? &(struct leap__hist){ 0 } : &stalls;
 		switch (m->kind) {
@@ -827,6 +830,7 @@ static void run_row(struct bench *b, const struct bench_method *m, unsigned page
 			r->gran_last_kib = s.pr.granularity >> 10;
 		}
 		r->pages_left = s.left > r->pages_left ? s.left : r->pages_left;
+		spent += s.s;
 		secs[n] = s.s;
 		cpu[n] = s.cpu_s;
 		gbps[n++] = s.s > 0 ? (double)s.moved_bytes / s.s / 1e9 : 0;
@@ -1001,6 +1005,7 @@ static int parse_args(int argc, char **argv, struct bench_config *c)
 	/* two: the first move after a single warm-up was still up to 2x slower here */
 	c->warmup = warmup >= 0 ? (unsigned)warmup : 2;
 	c->max_move_s = full ? 8 : 4;
+	c->row_budget_s = 4 * c->max_move_s;
 	static const unsigned full_sizes[] = { 64, 256, 1024, 2048 };
 	if (sizes) {
 		int n = parse_list(sizes, c->sizes_mib, BENCH_MAX_SIZES, 1, 1u << 20);

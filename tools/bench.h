@@ -78,6 +78,7 @@ struct bench_config {
 	double budget_ms;		/* move_pages batches: stop after this long (0: never) */
 	double autonuma_timeout_s;
 	double max_move_s;		/* a method slower than this per move skips larger sizes */
+	double row_budget_s;		/* a row stops after this much measured time */
 	bool method_on[64];
 	bool json, csv, progress;
 	const char *plot_dir;

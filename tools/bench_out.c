@@ -175,7 +175,8 @@ void bench_print_table(FILE *f, const struct bench_config *c, const struct bench
 		}
 		char gb[24], mm[40], st[48], x1[16] = "-", x2[16] = "-";
 		snprintf(gb, sizeof(gb), "%.3f%s", r->gbps_med, e);
-		snprintf(mm, sizeof(mm), "%.3f..%.3f", r->gbps_min, r->gbps_max);
+		snprintf(mm, sizeof(mm), "%.3f..%.3f%s", r->gbps_min, r->gbps_max,
+			 r->reps < (int)c->reps && r->m->kind != BK_AUTONUMA ? "~" : "");
 		if (r->stall.count)
 			snprintf(st, sizeof(st), "%.0f/%.0f/%.0f", r->stall.p50_us, r->stall.p99_us,
 				 r->stall.max_us);
@@ -196,8 +197,10 @@ void bench_print_table(FILE *f, const struct bench_config *c, const struct bench
 			fprintf(f, "  %-16s %s\n", bench_methods[k].name, bench_methods[k].what);
 	fprintf(f, "columns: left = pages not on the target afterwards (worst move); lost = writes "
 		   "lost over all moves;\n  cpu s = CPU time of one move, writer threads excluded "
-		   "(autonuma: includes its touching thread); "
-		   "x mvpg / x memcpy = GB/s ratio to move_pages / memcpy\n");
+		   "(autonuma: includes its touching thread); ~ = fewer moves than asked (a row "
+		   "stops after\n  %.0f s of measured moves); "
+		   "x mvpg / x memcpy = GB/s ratio to move_pages / memcpy\n",
+		c->row_budget_s);
 	struct target t[NTARGETS];
 	targets(c, mc, res, n, t);
 	fprintf(f, "\ntargets:\n");

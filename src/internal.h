@@ -214,7 +214,7 @@ struct leap_region {
 	struct leap_job *jobs;		 /* jobs queued or running on the region */
 	pthread_cond_t jobs_cond;	 /* signalled when a job leaves the list */
 };
-/* Take r->lock for a caller of the API: counted in lock_waiters while waiting. */
+/* Take r->lock for a caller of the API, counted in lock_arrivals and lock_served. */
 void leap__region_lock(struct leap_region *r);
 /* Pool offset of bank `bank` of the region on node; allocates the window on first use. */
 int leap__region_window(struct leap_region *r, int node, int bank, uint64_t *off);

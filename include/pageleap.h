@@ -33,6 +33,16 @@ extern "C" {
 
 /* The page size page_leap() works in (bytes). Addresses and lengths must be multiples. */
 #define LEAP_PAGE_SIZE 4096u
+/* The huge page size of huge-page regions and pools (bytes): x86-64's PMD size. */
+#define LEAP_HUGE_PAGE_SIZE (2u << 20)
+
+/* What a region's or pool's pages are (leap_region_options.pages, leap_pool_stats.pages). */
+enum leap_pages {
+	LEAP_PAGES_SMALL = 0,	/* 4 KiB pages (shared memory) */
+	LEAP_PAGES_THP = 1,	/* transparent huge pages: shared memory allocated in 2 MiB
+				   folios, mapped with one page-table entry each */
+	LEAP_PAGES_HUGETLB = 2	/* hugetlb pages of 2 MiB, reserved per node by the admin */
+};
 
 struct leap_topo;
 struct leap_ctx;
@@ -105,6 +115,9 @@ struct leap_pool_stats {
 	uint64_t largest_free_bytes; /* largest contiguous free extent */
 	uint64_t extents_in_use;     /* contiguous extents mapped by regions */
 	uint64_t free_extents;	     /* contiguous free extents */
+	int pages;		     /* enum leap_pages */
+	int external;		     /* 1 for a pool opened by leap_pool_open() */
+	uint64_t page_bytes;	     /* 4096 or LEAP_HUGE_PAGE_SIZE */
 };
 
 /*
@@ -112,6 +125,8 @@ struct leap_pool_stats {
  * ctx. -ENODEV if the node does not exist or has no memory. MT-Safe.
  */
 int leap_pool_get(struct leap_ctx *ctx, int node, struct leap_pool **out);
+/* The same for the node's pool of another kind of page (pages: enum leap_pages). */
+int leap_pool_get_kind(struct leap_ctx *ctx, int node, int pages, struct leap_pool **out);
 /* Snapshot of the pool's accounting. MT-Safe. */
 int leap_pool_stats(struct leap_pool *pool, struct leap_pool_stats *st);
 /*
@@ -122,6 +137,35 @@ int leap_pool_stats(struct leap_pool *pool, struct leap_pool_stats *st);
 int leap_pool_set_cap(struct leap_pool *pool, uint64_t bytes);
 /* Return every free page of the pool to the kernel; the number of bytes released. */
 int64_t leap_pool_trim(struct leap_pool *pool);
+
+struct leap_pool_options {
+	size_t size;		/* in: sizeof(struct leap_pool_options) */
+	uint64_t cap_bytes;	/* most memory the pool may hold; 0: the file system's free
+				   space or the node's memory, whichever is smaller */
+	int pages;		/* enum leap_pages: LEAP_PAGES_SMALL or LEAP_PAGES_THP for a
+				   tmpfs file; a hugetlbfs file is always LEAP_PAGES_HUGETLB */
+};
+
+/*
+ * Open an external pool: memory the user names, declared to belong to node (a file on
+ * tmpfs or hugetlbfs, a file on a DAX file system, a tmpfs file bound to a CXL memory
+ * node). path is either a directory (the pool is then an unnamed file in it, gone when
+ * the pool is closed) or a file, created if missing, that must be empty: the library
+ * owns its contents and never reads what was there. Pages of tmpfs and hugetlbfs files
+ * are bound to node like the library's own pools; a DAX file's pages are where the
+ * device is. Regions draw from the pool through leap_region_options.pool, and
+ * page_leap_pool() moves pages into it; page_leap() moves them out to a node's own pool.
+ * Errors: -EINVAL (NULL, bad options), -ENODEV (node), -EEXIST (file not empty),
+ * -EOPNOTSUPP (not tmpfs, hugetlbfs or DAX: a disk file's pages are page cache; device
+ * DAX is not supported yet), or the -errno of open(2). MT-Safe.
+ */
+int leap_pool_open(struct leap_ctx *ctx, const char *path, int node,
+		   const struct leap_pool_options *opts, struct leap_pool **out);
+/*
+ * Release the caller's reference to an external pool. Regions with pages in it keep it
+ * open until they are destroyed. Not for the pools of leap_pool_get().
+ */
+void leap_pool_close(struct leap_pool **pool);
 /*
  * The memfd behind the pool, for inspection (e.g. map it read-only to check where its
  * pages are). Do not truncate, write or close it.
@@ -150,6 +194,29 @@ int leap_region_new(struct leap_ctx *ctx, size_t length, int node, struct leap_r
  */
 int leap_region_new_placed(struct leap_ctx *ctx, size_t length, const struct leap_place *place,
 			   size_t nplace, struct leap_region **out);
+
+struct leap_region_options {
+	size_t size;		 /* in: sizeof(struct leap_region_options) */
+	int pages;		 /* enum leap_pages: what backs the region; for huge pages its
+				    length and placement offsets must be multiples of
+				    LEAP_HUGE_PAGE_SIZE. Every pool the region uses holds
+				    this kind of page. */
+	struct leap_pool *pool;	 /* optional: place the whole region in this pool (e.g. an
+				    external one) instead of on place[]'s nodes; the pool's
+				    kind must be pages */
+};
+
+/*
+ * The general form: leap_region_new_placed() with options (opts may be NULL). With
+ * opts->pool, place must be NULL and nplace 0. Huge pages: LEAP_PAGES_HUGETLB needs
+ * free hugetlb pages on each node the region uses (-ENOSPC says none are free: reserve
+ * them in /sys/devices/system/node/nodeN/hugepages/hugepages-2048kB/nr_hugepages);
+ * LEAP_PAGES_THP needs shared-memory THP allowed (-EOPNOTSUPP when
+ * /sys/kernel/mm/transparent_hugepage/shmem_enabled is never or deny: set advise).
+ */
+int leap_region_new_ex(struct leap_ctx *ctx, size_t length, const struct leap_place *place,
+		       size_t nplace, const struct leap_region_options *opts,
+		       struct leap_region **out);
 /* Cancel the region's jobs and wait for them, unmap the region and give its pages back
  * to their pools. Must not race with other calls on *region. */
 void leap_region_destroy(struct leap_region **region);
@@ -177,6 +244,9 @@ struct leap_region_stats {
 	uint64_t metadata_bytes; /* library memory used to describe the region */
 	uint64_t write_faults;	/* writers that waited for an extent, over the region's life */
 	uint64_t stall_max_ns;	/* the longest such wait */
+	int pages;		/* enum leap_pages */
+	uint64_t huge_splits;	/* huge pages page_leap() moved in part (split) */
+	uint64_t huge_whole;	/* huge pages moved whole although the range cut them */
 };
 
 /* Snapshot of the region's counters. MT-Safe. */
@@ -190,6 +260,14 @@ int leap_region_stats(struct leap_region *region, struct leap_region_stats *st);
  * protection (two system calls per extent fewer). Required with
  * LEAP_CTX_NO_WRITE_PROTECT or where the kernel lacks userfaultfd write protection. */
 #define LEAP_NO_WRITERS 0x2u
+/* THP regions, a range that cuts through a huge page: move that whole huge page along
+ * (LEAP_HUGE_WHOLE) or only the range's pages, splitting it (LEAP_HUGE_SPLIT). Without
+ * either, the cost rule decides per huge page: whole when at least
+ * LEAP_HUGE_WHOLE_MIN_PAGES of its 512 small pages are in the range (see page_leap(3)).
+ * A hugetlb page cannot split: a range that cuts one is -EINVAL. */
+#define LEAP_HUGE_WHOLE 0x4u
+#define LEAP_HUGE_SPLIT 0x8u
+#define LEAP_HUGE_WHOLE_MIN_PAGES 64u
 
 /* Job states. */
 enum leap_job_state {
@@ -270,6 +348,41 @@ int page_leap(struct leap_region *region, void *addr, size_t len, int node, unsi
 /* page_leap() with options (opts may be NULL). */
 int page_leap_opts(struct leap_region *region, void *addr, size_t len, int node, unsigned flags,
 		   const struct leap_job_options *opts, struct leap_job **job);
+/*
+ * page_leap_opts() into a given pool instead of a node's own pool: an external pool
+ * (leap_pool_open()), or a node's pool of the region's kind. The pool's pages must be of
+ * the region's kind (-EINVAL otherwise); pages already in the pool stay unless
+ * LEAP_RELOCATE. A region can use up to 16 external pools (-ENOSPC beyond).
+ */
+int page_leap_pool(struct leap_region *region, void *addr, size_t len, struct leap_pool *pool,
+		   unsigned flags, const struct leap_job_options *opts, struct leap_job **job);
+
+/*
+ * Evacuate a node: move every page of every region of ctx off node (before hot-unplug,
+ * or when a DIMM reports corrected errors), each range to the nearest node (by the
+ * kernel's distance) whose pool has room for it, spilling to the next nearest when it
+ * fills. Pages in external pools declared on node move too (to the nodes' own pools).
+ * Runs asynchronously like page_leap(): job reports progress over all regions (pages
+ * total = pages on node when the evacuation starts) and can be cancelled; the result
+ * counts pages moved. Regions created during the evacuation are not included. Pages
+ * that no node has room for fail with -ENOMEM and stay (progress: pages_failed).
+ * flags: LEAP_NO_WRITERS. -ENODEV for an unknown node or one without memory. MT-Safe.
+ */
+int leap_node_evacuate(struct leap_ctx *ctx, int node, unsigned flags,
+		       const struct leap_job_options *opts, struct leap_job **job);
+
+/*
+ * Compact a pool: after many migrations (relocations in particular) a region's pages in
+ * a pool alternate between slots of it, each alternation one more kernel mapping, and
+ * the pool's free pages are scattered. Compaction moves, for every region with pages in
+ * the pool, the pages of its minority slots into its main slot, online, with
+ * page_leap()'s guarantees (writers wait for one extent at most, nothing is lost).
+ * Afterwards each stretch of a region's pages in the pool is one kernel mapping, and the
+ * slots it left are large free extents (leap_pool_stats: largest_free_bytes). job and
+ * flags as for page_leap() (LEAP_NO_WRITERS); the result counts pages moved. MT-Safe.
+ */
+int leap_pool_compact(struct leap_pool *pool, unsigned flags, const struct leap_job_options *opts,
+		      struct leap_job **job);
 
 /*
  * Wait until the job ends or timeout_ns passes (negative: no limit). Returns the job's

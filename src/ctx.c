@@ -41,7 +41,7 @@ LEAP_API int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx *
 		free(c);
 		return -EINVAL;
 	}
-	c->pools = calloc((size_t)c->topo->count, sizeof(*c->pools));
+	c->pools = calloc((size_t)c->topo->count * LEAP_KINDS, sizeof(*c->pools));
 	c->workers = calloc((size_t)c->topo->count, sizeof(*c->workers));
 	if (!c->pools || !c->workers) {
 		free(c->pools);
@@ -51,6 +51,7 @@ LEAP_API int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx *
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->pins_cond, NULL);
 	atomic_init(&c->refs, 1);
 	*out = c;
 	return 0;
@@ -69,10 +70,11 @@ void leap__ctx_unref(struct leap_ctx *c)
 	for (int n = 0; n < c->topo->count; n++)
 		leap__worker_free(c->workers[n]);
 	leap__wp_free(c->wp);
-	for (int n = 0; n < c->topo->count; n++)
+	for (int n = 0; n < c->topo->count * LEAP_KINDS; n++)
 		leap__pool_free(c->pools[n]);
 	free(c->workers);
 	free(c->pools);
+	pthread_cond_destroy(&c->pins_cond);
 	pthread_mutex_destroy(&c->lock);
 	leap_topo_destroy(&c->topo);
 	free(c);
@@ -91,17 +93,19 @@ LEAP_API const struct leap_topo *leap_ctx_topo(const struct leap_ctx *ctx)
 	return ctx ? ctx->topo : NULL;
 }
 
-/* The pool of node, created on first use. -ENODEV if node has no memory. */
-int leap__ctx_pool(struct leap_ctx *c, int node, struct leap_pool **out)
+/* The pool of node for a kind of page, created on first use. -ENODEV if node has no
+ * memory; -EOPNOTSUPP if the kernel cannot give that kind. */
+int leap__ctx_pool(struct leap_ctx *c, int node, int kind, struct leap_pool **out)
 {
 	if (!leap__topo_valid_mem_node(c->topo, node))
 		return -ENODEV;
 	int rc = 0;
+	struct leap_pool **pp = &c->pools[kind * c->topo->count + node];
 	pthread_mutex_lock(&c->lock);
-	if (!c->pools[node])
-		rc = leap__pool_new(c, node, &c->pools[node]);
+	if (!*pp)
+		rc = leap__pool_new(c, node, kind, pp);
 	if (!rc)
-		*out = c->pools[node];
+		*out = *pp;
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
@@ -164,7 +168,15 @@ LEAP_API const char *leap_strerror(int err)
 		return "busy: pages are in use, or the range overlaps a job in flight";
 	case EOPNOTSUPP:
 		return "not supported: no userfaultfd write protection here (pass "
-		       "LEAP_NO_WRITERS if nothing writes during the move)";
+		       "LEAP_NO_WRITERS if nothing writes during the move), shared-memory THP "
+		       "disabled (echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled), "
+		       "or a pool file that is not on tmpfs, hugetlbfs or a DAX file system";
+	case ENOSPC:
+		return "no free huge pages on the node: reserve them as root with echo N > "
+		       "/sys/devices/system/node/nodeX/hugepages/hugepages-2048kB/nr_hugepages "
+		       "(or the region has no pool slot left)";
+	case EEXIST:
+		return "the pool file is not empty: pageleap only takes an empty or new file";
 	case ECANCELED:
 		return "the job was cancelled";
 	case ETIMEDOUT:

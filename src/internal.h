@@ -24,8 +24,13 @@
 #define LEAP_API __attribute__((visibility("default")))
 #define LEAP_PG ((uint64_t)LEAP_PAGE_SIZE)
 
-/* Region addresses are aligned to this so huge pages can back them later. */
+/* Region addresses are aligned to this so huge pages can back them. */
 #define LEAP_REGION_ALIGN (2u << 20)
+/* Pages (LEAP_PAGE_SIZE) per huge page. */
+#define LEAP_HUGE_PG ((uint64_t)(LEAP_HUGE_PAGE_SIZE / LEAP_PAGE_SIZE))
+/* Pool kinds (enum leap_pages) and external pools a region may use at once. */
+#define LEAP_KINDS 3
+#define LEAP_EXT_SLOTS 16
 /* A region may use this many banks (see region.c) per node. */
 #define LEAP_BANKS_MAX 64
 /* A pool's offset space is mapped into the library in chunks of this many bytes by default
@@ -37,12 +42,20 @@
 #define LEAP_POOL_SPACE_MAX (UINT64_C(64) << 40)
 
 /* ------------------------------------------------------------ sys.c */
-int leap__sys_memfd(const char *name);
-int leap__sys_map_pool(int fd, uint64_t pg_off, uint64_t npages, int node, void **out);
+int leap__sys_memfd(const char *name, int kind);
+int leap__sys_map_pool(int fd, uint64_t pg_off, uint64_t npages, int node, int kind, bool bind,
+		       void **out);
 int leap__sys_populate_write(void *addr, uint64_t npages);
-int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages);
+int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages, int node, int kind);
 int leap__sys_punch(int fd, uint64_t pg_off, uint64_t npages);
-int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off);
+int leap__sys_truncate(int fd, uint64_t npages);
+int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off, int kind);
+/* Open path as an external pool file (see leap_pool_open); *kind in: wanted, out: found. */
+int leap__sys_open_pool_file(const char *path, int *kind, bool *dax, uint64_t *fs_free);
+/* Whether the kernel allows shared-memory THP (shmem_enabled not never/deny). */
+bool leap__sys_shmem_thp_ok(void);
+/* Free hugetlb pages of 2 MiB on node (sysfs), or 0. */
+uint64_t leap__sys_free_hugepages(int node);
 int leap__sys_reserve(size_t len, size_t align, void **out);
 void leap__sys_unmap(void *addr, size_t len);
 uint64_t leap__sys_now_ns(void);
@@ -128,6 +141,11 @@ struct leap_pool {
 	struct leap_ctx *ctx;
 	int node;
 	int fd;
+	int kind;	  /* enum leap_pages */
+	uint64_t unit;	  /* pages per huge page of the kind, 1 for small pages */
+	bool external;	  /* opened by leap_pool_open(): refcounted, freed by the last user */
+	bool dax;	  /* pages are where the device is: no binding */
+	atomic_int refs;  /* external pools: the user's + one per region using it */
 	char **chunk; /* mappings of the offset space, for copying into; grows under lock */
 	uint64_t chunk_pages;
 	pthread_mutex_t lock;
@@ -143,8 +161,13 @@ struct leap_pool {
 	 * fault there, and no data is lost. */
 	struct leap__ivset mapped;
 };
-int leap__pool_new(struct leap_ctx *ctx, int node, struct leap_pool **out);
+int leap__pool_new(struct leap_ctx *ctx, int node, int kind, struct leap_pool **out);
 void leap__pool_free(struct leap_pool *pool);
+/* External pools: one more user / one fewer (the last frees it). */
+void leap__pool_ref(struct leap_pool *pool);
+void leap__pool_unref(struct leap_pool *pool);
+/* Pages the pool could still take (cap, the kernel's free memory or huge pages). */
+uint64_t leap__pool_room(struct leap_pool *pool);
 int leap__pool_window_get(struct leap_pool *pool, uint64_t npages, uint64_t *off);
 void leap__pool_window_put(struct leap_pool *pool, uint64_t off, uint64_t npages);
 int leap__pool_reserve(struct leap_pool *pool, uint64_t off, uint64_t npages);
@@ -171,34 +194,43 @@ struct leap_ctx {
 	unsigned flags;	   /* LEAP_CTX_* */
 	atomic_int refs;   /* the user's reference + one per live region */
 	pthread_mutex_t lock;
-	struct leap_pool **pools;	 /* [topo->count], created lazily under lock */
+	struct leap_pool **pools;	 /* [LEAP_KINDS * topo->count]: kind * count + node,
+					    created lazily under lock */
 	struct leap__worker **workers; /* [topo->count], created lazily under lock */
 	struct leap__wp *wp;	       /* created lazily under lock; NULL if unavailable */
 	int wp_rc;		       /* 0 before the first try, 1 ready, -errno if unavailable */
+	/* under lock: live regions (for evacuation and compaction), and a signal for
+	 * leap_region_destroy() waiting until no evacuation or compaction pins its region */
+	struct leap_region *regions;
+	pthread_cond_t pins_cond;
 };
 /* The instance's write protection, opened on first use; -EOPNOTSUPP if unavailable. */
 int leap__ctx_wp(struct leap_ctx *ctx, struct leap__wp **out);
-int leap__ctx_pool(struct leap_ctx *ctx, int node, struct leap_pool **out);
+int leap__ctx_pool(struct leap_ctx *ctx, int node, int kind, struct leap_pool **out);
 int leap__ctx_worker(struct leap_ctx *ctx, int target_node, struct leap__worker **out);
 void leap__ctx_ref(struct leap_ctx *ctx);
 void leap__ctx_unref(struct leap_ctx *ctx);
 
 /* ------------------------------------------------------------ region.c */
 /*
- * A run: a maximal range of region pages on one node, in one bank. Page p of a run
- * lives at pool offset win[node][bank] + p, so a run is one contiguous file extent and
- * one kernel mapping.
+ * A run: a maximal range of region pages in one pool slot, in one bank. Page p of a run
+ * lives at pool offset win[slot][bank] + p, so a run is one contiguous file extent and
+ * one kernel mapping. Slot s < topo->count is node s's own pool of the region's kind;
+ * the slots above are external pools (region->slot[]).
  */
 struct leap__run {
 	uint64_t pg;	/* first page (region relative) */
 	uint64_t n;	/* pages */
-	int32_t node;
+	int32_t slot;
 	int32_t bank;
 };
 struct leap_region {
 	struct leap_ctx *ctx;
 	char *base;
 	uint64_t npages;
+	int kind;	  /* enum leap_pages */
+	uint64_t unit;	  /* pages per huge page (1 for small pages) */
+	int nslots;	  /* topo->count + LEAP_EXT_SLOTS */
 	size_t resv_len;  /* reserved virtual length (base .. base+resv_len) */
 	pthread_mutex_t lock;
 	/* callers of the API that asked for lock (leap__region_lock) and that got it: a
@@ -208,16 +240,31 @@ struct leap_region {
 	/* under lock: */
 	struct leap__run *runs; /* sorted by pg, covering [0, npages) */
 	size_t nruns, runs_cap;
-	uint64_t (*win)[LEAP_BANKS_MAX]; /* [node][bank] pool offset, UINT64_MAX if none */
+	struct leap_pool **slot;	 /* [nslots]: the pool of each slot, NULL until used */
+	uint64_t (*win)[LEAP_BANKS_MAX]; /* [slot][bank] pool offset, UINT64_MAX if none */
+	bool dying;			 /* destroy began: no new jobs */
 	struct leap_region_stats st;
 	struct leap__wp *wp;		 /* write protection, or NULL (LEAP_CTX_NO_WRITE_PROTECT) */
 	struct leap_job *jobs;		 /* jobs queued or running on the region */
 	pthread_cond_t jobs_cond;	 /* signalled when a job leaves the list */
+	/* under ctx->lock: the instance's list, and evacuations/compactions using it */
+	struct leap_region *ctx_next;
+	int pins;
 };
 /* Take r->lock for a caller of the API, counted in lock_arrivals and lock_served. */
 void leap__region_lock(struct leap_region *r);
-/* Pool offset of bank `bank` of the region on node; allocates the window on first use. */
-int leap__region_window(struct leap_region *r, int node, int bank, uint64_t *off);
+/* Pool offset of bank `bank` of the region in slot; allocates the window on first use. */
+int leap__region_window(struct leap_region *r, int slot, int bank, uint64_t *off);
+/* The pool of slot (created on first use for node slots). pre: lock held. */
+int leap__region_slot_pool(struct leap_region *r, int slot, struct leap_pool **out);
+/* The slot of pool in r (attached on first use). -EINVAL wrong kind, -ENOSPC no slot left.
+ * pre: lock held. */
+int leap__region_pool_slot(struct leap_region *r, struct leap_pool *pool);
+/* The node a slot's pages are on. */
+static inline int leap__slot_node(const struct leap_region *r, int slot)
+{
+	return slot < r->ctx->topo->count ? slot : r->slot[slot]->node;
+}
 /* Index of the run holding page pg. pre: pg < npages, lock held. */
 size_t leap__region_find_run(const struct leap_region *r, uint64_t pg);
 /* Make [pg, pg+n) one run on (node, bank) and merge with equal neighbours. */
@@ -237,12 +284,42 @@ struct leap__extent_out {
  * (then nothing moved, unless even the rollback failed: out->moved tells).
  * pre: r->lock held.
  */
-int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, int target, bool relocate,
-		      bool protect, struct leap__extent_out *out, struct leap__hist *stalls);
+/* Where an extent's pages go. */
+struct leap__move {
+	int target;	/* slot */
+	int bank;	/* compaction: the bank pages in target gather in; else -1 */
+	bool relocate;	/* pages already in target move too (to another bank) */
+	bool protect;	/* write-protect while moving */
+};
+/* Whether a page in (slot, bank) is to move. */
+static inline bool leap__moves(const struct leap__move *m, int slot, int bank)
+{
+	if (m->bank >= 0)
+		return slot == m->target && bank != m->bank;
+	return slot != m->target || m->relocate;
+}
+int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, const struct leap__move *mv,
+		      struct leap__extent_out *out, struct leap__hist *stalls);
 
 /* ------------------------------------------------------------ job.c */
 /* Cancel every job of r and wait until none is left. pre: r->lock held (released while
  * waiting). */
 void leap__jobs_cancel_wait(struct leap_region *r);
+/* Submit a job moving pages [a, b) of r as mv says (internal: no range rounding, no
+ * status array). -EBUSY if it overlaps a job in flight, -ENODEV if r is being destroyed. */
+int leap__job_submit(struct leap_region *r, uint64_t a, uint64_t b, const struct leap__move *mv,
+		     const struct leap_job_options *opts, struct leap_job **out);
+/* A job that runs fn(job) on its own thread (evacuation, compaction): progress, wait,
+ * cancel and destroy work as for page_leap() jobs. */
+int leap__job_spawn(void (*fn)(struct leap_job *), void *arg,
+		     const struct leap_job_options *opts, struct leap_job **out);
+void *leap__job_arg(struct leap_job *j);
+bool leap__job_cancelled(struct leap_job *j);
+/* Fold a finished child's counters into a coordinating job's progress. */
+void leap__job_absorb(struct leap_job *parent, struct leap_job *child);
+/* Add to a coordinating job's totals (pages found to do, pages failed without a child). */
+void leap__job_add(struct leap_job *j, uint64_t total, uint64_t failed, int error);
+/* The coordinating function ends: set the result from the counters. */
+void leap__job_finish(struct leap_job *j);
 
 #endif /* LEAP_INTERNAL_H */

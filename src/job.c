@@ -27,6 +27,21 @@
  * that found no room (-ENOMEM, nothing moved) is retried at half the size before its
  * pages are reported as failed.
  *
+ * Huge pages: in a huge-page region the extent is a whole number of huge pages (the
+ * minimum granularity is one huge page), so the controller works in units of huge
+ * pages. A THP region's range that cuts through a huge page is first rounded per cut
+ * huge page (job_init): the whole huge page moves along, or only the range's pages move
+ * (the huge page is split: the moved pages land in small pages, the rest stay in the
+ * old huge folio, mapped by small entries). The cost rule: moving a whole 2 MiB huge
+ * page costs about as much as moving 64 small pages one by one here (one extent's fixed
+ * cost of ~100-200 us plus ~1 us per 4 KiB page of page-table work, against ~150 us for
+ * one copy and one entry of 2 MiB), and a split also costs the huge page's TLB reach for
+ * good, so the whole huge page moves when at least LEAP_HUGE_WHOLE_MIN_PAGES (64) of its
+ * 512 pages are in the range. An extent never crosses a huge page boundary part-way.
+ *
+ * Coordinating jobs (leap__job_spawn: evacuation, compaction) run a function on their
+ * own thread that submits ordinary jobs and folds their counters into its own.
+ *
  * Lifetime: a job has two references, the caller's handle and the running job; the last
  * one frees it. It is listed on its region (region->jobs, under region->lock) from
  * submission until it stops touching the region.
@@ -49,14 +64,18 @@
 
 struct leap_job {
 	struct leap_region *r;
-	uint64_t a, b; /* pages of the region */
-	int target;
-	bool relocate, protect;
+	uint64_t a, b;	 /* pages of the region */
+	uint64_t sa, sb; /* the range asked for (status[] covers it); a THP huge page cut
+			    by it may widen [a, b) */
+	struct leap__move mv;
+	uint64_t unit;	 /* the region's pages per huge page */
 	uint64_t gmin, gmax; /* pages */
 	uint64_t stall_target; /* ns */
 	int *status;
 	void (*done)(struct leap_job *, void *);
 	void *arg;
+	void (*fn)(struct leap_job *); /* coordinating jobs: the function run */
+	void *fn_arg;
 	atomic_int refs;
 	atomic_bool cancel;
 	struct leap_job *next; /* on the region's list */
@@ -87,20 +106,23 @@ static void account(struct leap_job *j, uint64_t pos, uint64_t n, int rc,
 {
 	struct leap_region *r = j->r;
 	uint64_t failed = 0;
+	int node = leap__slot_node(r, j->mv.target);
 	if (j->status)
 		for (uint64_t q = pos; q < o->fail_from; q++)
-			j->status[q - j->a] = j->target;
-	/* from fail_from on, a page failed if it was to move: it is not on the target, or it
+			if (q >= j->sa && q < j->sb)
+				j->status[q - j->sa] = node;
+	/* from fail_from on, a page failed if it was to move: it is not in the target, or it
 	 * was to be relocated (then it is still on its old pages) */
 	for (uint64_t p = o->fail_from; p < pos + n;) {
 		const struct leap__run *x = &r->runs[leap__region_find_run(r, p)];
 		uint64_t end = x->pg + x->n < pos + n ? x->pg + x->n : pos + n;
-		bool ok = x->node == j->target && !j->relocate;
+		bool ok = !leap__moves(&j->mv, x->slot, x->bank) && !j->mv.relocate;
 		if (!ok)
 			failed += end - p;
 		if (j->status)
 			for (uint64_t q = p; q < end; q++)
-				j->status[q - j->a] = ok ? j->target : rc;
+				if (q >= j->sa && q < j->sb)
+					j->status[q - j->sa] = ok ? node : rc;
 		p = end;
 	}
 	pthread_mutex_lock(&j->lock);
@@ -187,18 +209,21 @@ static void job_run(void *arg)
 			break;
 		}
 		uint64_t n = j->b - pos < g ? j->b - pos : g;
+		if (pos % j->unit && n > j->unit - pos % j->unit)
+			n = j->unit - pos % j->unit; /* the split head of a THP range */
 		struct leap__extent_out o = { 0 };
 		struct leap__hist h;
 		h.count = 0;
 		pthread_mutex_lock(&r->lock);
 		uint64_t t0 = leap__sys_now_ns();
-		int rc = leap__extent_move(r, pos, pos + n, j->target, j->relocate, j->protect, &o, &h);
+		int rc = leap__extent_move(r, pos, pos + n, &j->mv, &o, &h);
 		uint64_t ns = leap__sys_now_ns() - t0;
-		if (rc == -ENOMEM && o.moved == 0 && n > j->gmin) {
+		if ((rc == -ENOMEM || rc == -ENOSPC) && o.moved == 0 && n > j->gmin) {
 			/* the destination needs room before the source pages are freed: a smaller
 			 * extent needs less, so a nearly full pool still drains into itself */
 			pthread_mutex_unlock(&r->lock);
-			g = n / 2 < j->gmin ? j->gmin : n / 2;
+			g = n / 2 / j->unit * j->unit; /* whole huge pages */
+			g = g < j->gmin ? j->gmin : g;
 			pthread_mutex_lock(&j->lock);
 			j->prog.retries++;
 			pthread_mutex_unlock(&j->lock);
@@ -250,19 +275,65 @@ static void job_run(void *arg)
 	job_unref(j);
 }
 
-/* Validate the call; fill the job's fixed fields. */
-static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_t len, int node,
+/*
+ * Round a THP region's range at a huge page it cuts: whole (widen [a, b) to it) or split
+ * (keep), by the flags or the cost rule (see the top). k: pages of the huge page in the
+ * range.
+ */
+static bool take_whole(unsigned flags, uint64_t k)
+{
+	if (flags & LEAP_HUGE_WHOLE)
+		return true;
+	if (flags & LEAP_HUGE_SPLIT)
+		return false;
+	return k >= LEAP_HUGE_WHOLE_MIN_PAGES;
+}
+
+static void round_thp(struct leap_job *j, unsigned flags, uint64_t *whole, uint64_t *split)
+{
+	uint64_t u = j->unit, a = j->a, b = j->b;
+	uint64_t ha = a / u * u, hz = (b - 1) / u * u; /* first and last huge page touched */
+	if (ha == hz) {
+		if (a % u || b % u) { /* one huge page, cut */
+			bool w = take_whole(flags, b - a);
+			*(w ? whole : split) += 1;
+			if (w) {
+				j->a = ha;
+				j->b = ha + u;
+			}
+		}
+		return;
+	}
+	if (a % u) {
+		bool w = take_whole(flags, ha + u - a);
+		*(w ? whole : split) += 1;
+		if (w)
+			j->a = ha;
+	}
+	if (b % u) {
+		bool w = take_whole(flags, b - hz);
+		*(w ? whole : split) += 1;
+		if (w)
+			j->b = hz + u;
+	}
+}
+
+/* Validate the call; fill the job's fixed fields. The target slot is filled in by the
+ * caller under the region lock. */
+static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_t len,
 		    unsigned flags, const struct leap_job_options *o)
 {
-	if ((flags & ~(LEAP_RELOCATE | LEAP_NO_WRITERS)) || len == 0 ||
-	    (uintptr_t)addr % LEAP_PAGE_SIZE || len % LEAP_PAGE_SIZE)
+	const unsigned known = LEAP_RELOCATE | LEAP_NO_WRITERS | LEAP_HUGE_WHOLE | LEAP_HUGE_SPLIT;
+	if ((flags & ~known) || len == 0 || (uintptr_t)addr % LEAP_PAGE_SIZE ||
+	    len % LEAP_PAGE_SIZE || (flags & LEAP_HUGE_WHOLE && flags & LEAP_HUGE_SPLIT))
 		return -EINVAL;
-	uint64_t gmin = 1, gmax = LEAP_GRAN_MAX_DEFAULT, target = LEAP_STALL_TARGET_DEFAULT;
+	uint64_t u = r->unit;
+	uint64_t gmin = u, gmax = LEAP_GRAN_MAX_DEFAULT, target = LEAP_STALL_TARGET_DEFAULT;
 	if (o) {
 		if (o->size < sizeof(*o) || o->granularity_min % LEAP_PAGE_SIZE ||
 		    o->granularity_max % LEAP_PAGE_SIZE)
 			return -EINVAL;
-		gmin = o->granularity_min ? o->granularity_min / LEAP_PG : 1;
+		gmin = o->granularity_min ? o->granularity_min / LEAP_PG : u;
 		gmax = o->granularity_max ? o->granularity_max / LEAP_PG
 					  : (gmin > LEAP_GRAN_MAX_DEFAULT ? gmin : LEAP_GRAN_MAX_DEFAULT);
 		if (gmin > gmax || gmax > LEAP_GRAN_LIMIT)
@@ -270,19 +341,26 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 		if (o->stall_target_ns)
 			target = o->stall_target_ns;
 	}
+	/* huge-page regions move whole huge pages: bounds in whole huge pages, at least one */
+	gmin = (gmin + u - 1) / u * u;
+	gmax = gmax / u * u;
+	if (gmax < gmin)
+		gmax = gmin;
 	uintptr_t a = (uintptr_t)addr, base = (uintptr_t)r->base, size = r->npages * LEAP_PG;
 	if (a < base || a - base > size || len > size - (a - base))
 		return -EFAULT;
-	if (!leap__topo_valid_mem_node(r->ctx->topo, node))
-		return -ENODEV;
+	if (r->kind == LEAP_PAGES_HUGETLB && ((a - base) % LEAP_HUGE_PAGE_SIZE ||
+					      len % LEAP_HUGE_PAGE_SIZE))
+		return -EINVAL; /* a hugetlb page cannot be split */
 	if (!(flags & LEAP_NO_WRITERS) && !r->wp)
 		return -EOPNOTSUPP;
 	j->r = r;
-	j->a = (a - base) / LEAP_PG;
-	j->b = j->a + len / LEAP_PG;
-	j->target = node;
-	j->relocate = flags & LEAP_RELOCATE;
-	j->protect = !(flags & LEAP_NO_WRITERS);
+	j->a = j->sa = (a - base) / LEAP_PG;
+	j->b = j->sb = j->a + len / LEAP_PG;
+	j->unit = u;
+	j->mv = (struct leap__move){ .target = -1, .bank = -1,
+				     .relocate = flags & LEAP_RELOCATE,
+				     .protect = !(flags & LEAP_NO_WRITERS) };
 	j->gmin = gmin;
 	j->gmax = gmax;
 	j->stall_target = target;
@@ -291,9 +369,90 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 		j->done = o->done;
 		j->arg = o->arg;
 	}
-	j->prog.pages_total = j->b - j->a;
 	j->prog.worker_cpu = -1;
 	return 0;
+}
+
+/* Allocate a job and its synchronisation; two references (the caller's, the run's). */
+static struct leap_job *job_alloc(void)
+{
+	struct leap_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	pthread_mutex_init(&j->lock, NULL);
+	pthread_cond_init(&j->cond, NULL);
+	atomic_init(&j->refs, 2);
+	return j;
+}
+
+static void job_free_unstarted(struct leap_job *j)
+{
+	pthread_cond_destroy(&j->cond);
+	pthread_mutex_destroy(&j->lock);
+	free(j);
+}
+
+/*
+ * List the job on its region and queue it on the worker of the target's node. The
+ * target is a node (pool == NULL) or a pool; it becomes a slot under the region lock.
+ */
+static int job_start(struct leap_job *j, int node, struct leap_pool *pool, unsigned flags)
+{
+	struct leap_region *r = j->r;
+	int rc = 0;
+	leap__region_lock(r);
+	if (r->dying)
+		rc = -ENODEV;
+	if (!rc && pool)
+		rc = j->mv.target = leap__region_pool_slot(r, pool);
+	else if (!rc && j->mv.target < 0)
+		j->mv.target = node;
+	if (rc >= 0)
+		rc = 0;
+	if (!rc && j->mv.bank < 0 && !leap__topo_valid_mem_node(r->ctx->topo,
+								 leap__slot_node(r, j->mv.target)))
+		rc = -ENODEV;
+	uint64_t whole = 0, split = 0;
+	if (!rc && r->kind == LEAP_PAGES_THP)
+		round_thp(j, flags, &whole, &split);
+	j->prog.pages_total = j->b - j->a;
+	for (struct leap_job *o = r->jobs; !rc && o; o = o->next)
+		if (j->a < o->b && o->a < j->b)
+			rc = -EBUSY;
+	struct leap__worker *w = NULL;
+	if (!rc)
+		rc = leap__ctx_worker(r->ctx, leap__slot_node(r, j->mv.target), &w);
+	if (!rc) {
+		j->next = r->jobs;
+		r->jobs = j;
+		rc = leap__worker_submit(w, job_run, j);
+		if (rc)
+			unlist(j);
+	}
+	if (!rc) {
+		r->st.huge_whole += whole;
+		r->st.huge_splits += split;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+/* Start j (filled by job_init), then hand it out or wait for it (synchronous call). */
+static int job_go(struct leap_job *j, int node, struct leap_pool *pool, unsigned flags,
+		  struct leap_job **out)
+{
+	int rc = job_start(j, node, pool, flags);
+	if (rc) {
+		job_free_unstarted(j);
+		return rc;
+	}
+	if (out) {
+		*out = j;
+		return 0;
+	}
+	int64_t res = leap_job_wait(j, -1);
+	leap_job_destroy(&j);
+	return res > INT32_MAX ? INT32_MAX : (int)res;
 }
 
 LEAP_API int page_leap_opts(struct leap_region *r, void *addr, size_t len, int node,
@@ -302,52 +461,186 @@ LEAP_API int page_leap_opts(struct leap_region *r, void *addr, size_t len, int n
 {
 	if (!r)
 		return -EINVAL;
-	struct leap_job *j = calloc(1, sizeof(*j));
+	struct leap_job *j = job_alloc();
 	if (!j)
 		return -ENOMEM;
-	int rc = job_init(j, r, addr, len, node, flags, opts);
-	struct leap__worker *w = NULL;
-	if (!rc)
-		rc = leap__ctx_worker(r->ctx, node, &w);
+	int rc = job_init(j, r, addr, len, flags, opts);
+	if (!rc && !leap__topo_valid_mem_node(r->ctx->topo, node))
+		rc = -ENODEV;
 	if (rc) {
-		free(j);
+		job_free_unstarted(j);
 		return rc;
 	}
-	pthread_mutex_init(&j->lock, NULL);
-	pthread_cond_init(&j->cond, NULL);
-	atomic_init(&j->refs, 2);
-	leap__region_lock(r);
-	for (struct leap_job *o = r->jobs; o; o = o->next)
-		if (j->a < o->b && o->a < j->b)
-			rc = -EBUSY;
-	if (!rc) {
-		j->next = r->jobs;
-		r->jobs = j;
-		rc = leap__worker_submit(w, job_run, j);
-		if (rc)
-			unlist(j);
-	}
-	pthread_mutex_unlock(&r->lock);
-	if (rc) {
-		pthread_cond_destroy(&j->cond);
-		pthread_mutex_destroy(&j->lock);
-		free(j);
-		return rc;
-	}
-	if (out) {
-		*out = j;
-		return 0;
-	}
-	/* synchronous */
-	int64_t res = leap_job_wait(j, -1);
-	leap_job_destroy(&j);
-	return res > INT32_MAX ? INT32_MAX : (int)res;
+	return job_go(j, node, NULL, flags, out);
 }
 
 LEAP_API int page_leap(struct leap_region *r, void *addr, size_t len, int node, unsigned flags,
 		       struct leap_job **job)
 {
 	return page_leap_opts(r, addr, len, node, flags, NULL, job);
+}
+
+LEAP_API int page_leap_pool(struct leap_region *r, void *addr, size_t len, struct leap_pool *pool,
+			    unsigned flags, const struct leap_job_options *opts,
+			    struct leap_job **out)
+{
+	if (!r || !pool)
+		return -EINVAL;
+	if (pool->ctx != r->ctx || pool->kind != r->kind)
+		return -EINVAL;
+	struct leap_job *j = job_alloc();
+	if (!j)
+		return -ENOMEM;
+	int rc = job_init(j, r, addr, len, flags, opts);
+	if (rc) {
+		job_free_unstarted(j);
+		return rc;
+	}
+	return job_go(j, -1, pool, flags, out);
+}
+
+int leap__job_submit(struct leap_region *r, uint64_t a, uint64_t b, const struct leap__move *mv,
+		     const struct leap_job_options *opts, struct leap_job **out)
+{
+	struct leap_job *j = job_alloc();
+	if (!j)
+		return -ENOMEM;
+	unsigned flags = (mv->relocate ? LEAP_RELOCATE : 0) | (mv->protect ? 0 : LEAP_NO_WRITERS);
+	struct leap_job_options o = { .size = sizeof(o) };
+	if (opts) {
+		o.granularity_min = opts->granularity_min;
+		o.granularity_max = opts->granularity_max;
+		o.stall_target_ns = opts->stall_target_ns;
+	}
+	int rc = job_init(j, r, r->base + a * LEAP_PG, (b - a) * LEAP_PG, flags, &o);
+	if (rc) {
+		job_free_unstarted(j);
+		return rc;
+	}
+	j->mv = *mv;
+	rc = job_start(j, -1, NULL, LEAP_HUGE_SPLIT);
+	if (rc) {
+		job_free_unstarted(j);
+		return rc;
+	}
+	*out = j;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- coordinating jobs */
+
+static void *spawn_main(void *arg)
+{
+	struct leap_job *j = arg;
+	pthread_mutex_lock(&j->lock);
+	j->prog.state = LEAP_JOB_RUNNING;
+	j->t0 = leap__sys_now_ns();
+	pthread_mutex_unlock(&j->lock);
+	j->fn(j);
+	leap__job_finish(j);
+	job_unref(j);
+	return NULL;
+}
+
+int leap__job_spawn(void (*fn)(struct leap_job *), void *arg,
+		     const struct leap_job_options *opts, struct leap_job **out)
+{
+	struct leap_job *j = job_alloc();
+	if (!j)
+		return -ENOMEM;
+	if (opts) {
+		j->done = opts->done;
+		j->arg = opts->arg;
+	}
+	j->fn = fn;
+	j->fn_arg = arg;
+	j->prog.worker_cpu = -1;
+	pthread_attr_t at;
+	pthread_t t;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	int rc = -pthread_create(&t, &at, spawn_main, j);
+	pthread_attr_destroy(&at);
+	if (rc) {
+		job_free_unstarted(j);
+		return rc;
+	}
+	*out = j;
+	return 0;
+}
+
+void *leap__job_arg(struct leap_job *j)
+{
+	return j->fn_arg;
+}
+
+bool leap__job_cancelled(struct leap_job *j)
+{
+	return atomic_load(&j->cancel);
+}
+
+void leap__job_absorb(struct leap_job *p, struct leap_job *c)
+{
+	pthread_mutex_lock(&c->lock);
+	struct leap_progress cp = c->prog;
+	struct leap__hist h = c->stalls;
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_lock(&p->lock);
+	struct leap_progress *pr = &p->prog;
+	pr->pages_moved += cp.pages_moved;
+	pr->pages_failed += cp.pages_failed;
+	pr->pages_done += cp.pages_moved + cp.pages_failed;
+	pr->bytes_copied += cp.bytes_copied;
+	pr->extents += cp.extents;
+	pr->write_faults += cp.write_faults;
+	pr->retries += cp.retries;
+	pr->granularity = cp.granularity;
+	if (cp.granularity_min_seen &&
+	    (!pr->granularity_min_seen || cp.granularity_min_seen < pr->granularity_min_seen))
+		pr->granularity_min_seen = cp.granularity_min_seen;
+	if (cp.granularity_max_seen > pr->granularity_max_seen)
+		pr->granularity_max_seen = cp.granularity_max_seen;
+	if (cp.error && !pr->error)
+		pr->error = cp.error;
+	if (pr->worker_cpu < 0)
+		pr->worker_cpu = cp.worker_cpu;
+	leap__hist_merge(&p->stalls, &h);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void leap__job_add(struct leap_job *j, uint64_t total, uint64_t failed, int error)
+{
+	pthread_mutex_lock(&j->lock);
+	j->prog.pages_total += total;
+	j->prog.pages_failed += failed;
+	j->prog.pages_done += failed;
+	if (error && !j->prog.error)
+		j->prog.error = error;
+	pthread_mutex_unlock(&j->lock);
+}
+
+void leap__job_finish(struct leap_job *j)
+{
+	pthread_mutex_lock(&j->lock);
+	struct leap_progress *pr = &j->prog;
+	pr->elapsed_ns = leap__sys_now_ns() - j->t0;
+	if (atomic_load(&j->cancel)) {
+		pr->state = LEAP_JOB_CANCELLED;
+		j->result = -ECANCELED;
+	} else if (pr->pages_failed || pr->error) {
+		pr->state = LEAP_JOB_FAILED;
+		j->result = pr->error ? pr->error : -EIO;
+	} else {
+		pr->state = LEAP_JOB_DONE;
+		j->result = (int64_t)pr->pages_moved;
+	}
+	pthread_mutex_unlock(&j->lock);
+	if (j->done)
+		j->done(j, j->arg);
+	pthread_mutex_lock(&j->lock);
+	j->finished = true;
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&j->lock);
 }
 
 LEAP_API int64_t leap_job_wait(struct leap_job *j, int64_t timeout_ns)

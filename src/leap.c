@@ -20,7 +20,9 @@
  * The old pages stay untouched until step 6, so a failed remap is undone by mapping the
  * old pages back, for that step and every step before it; writers waited meanwhile, so
  * the old pages hold every write.
- * A slot (node n, bank y, page p) is used by page p only, so for a page not on the target
+ * Targets are slots (region.c): a node's own pool or an external pool. Compaction
+ * (mv->bank >= 0) moves the pages of the target slot that are not in mv->bank into it.
+ * A slot (pool slot n, bank y, page p) is used by page p only, so for a page not on the target
  * every bank is free; a page relocated on its own node needs a bank it is not in.
  */
 #include "internal.h"
@@ -30,7 +32,7 @@
 
 struct piece {
 	uint64_t lo, hi;
-	int node, bank;
+	int slot, bank;
 	bool move;
 };
 
@@ -44,6 +46,7 @@ struct plan {
 	size_t npieces;
 	struct step *steps;
 	size_t nsteps, done, reserved;
+	const struct leap__move *mv;
 	int target, bank;
 	struct leap_pool *dst;
 	uint64_t win;
@@ -51,7 +54,7 @@ struct plan {
 };
 
 /* Cut [a, b) along the runs; mark what moves. */
-static int plan_pieces(struct plan *pl, uint64_t a, uint64_t b, bool relocate)
+static int plan_pieces(struct plan *pl, uint64_t a, uint64_t b)
 {
 	struct leap_region *r = pl->r;
 	size_t i0 = leap__region_find_run(r, a), i1 = leap__region_find_run(r, b - 1);
@@ -63,7 +66,7 @@ static int plan_pieces(struct plan *pl, uint64_t a, uint64_t b, bool relocate)
 		const struct leap__run *x = &r->runs[i];
 		uint64_t lo = x->pg > a ? x->pg : a, hi = x->pg + x->n < b ? x->pg + x->n : b;
 		pl->pieces[pl->npieces++] = (struct piece){
-			lo, hi, x->node, x->bank, x->node != pl->target || relocate
+			lo, hi, x->slot, x->bank, leap__moves(pl->mv, x->slot, x->bank)
 		};
 	}
 	return 0;
@@ -79,11 +82,13 @@ static int plan_pieces(struct plan *pl, uint64_t a, uint64_t b, bool relocate)
 static int choose_bank(struct plan *pl, uint64_t a, uint64_t b)
 {
 	struct leap_region *r = pl->r;
+	if (pl->mv->bank >= 0)
+		return pl->mv->bank; /* compaction: pages in that bank stay, the others join */
 	uint64_t busy = 0;
 	int want[4] = { -1, -1, -1, 0 };
 	for (size_t i = 0; i < pl->npieces; i++) {
 		const struct piece *p = &pl->pieces[i];
-		if (p->node != pl->target)
+		if (p->slot != pl->target)
 			continue;
 		if (p->move)
 			busy |= UINT64_C(1) << p->bank;
@@ -92,12 +97,12 @@ static int choose_bank(struct plan *pl, uint64_t a, uint64_t b)
 	}
 	if (a > 0) {
 		const struct leap__run *x = &r->runs[leap__region_find_run(r, a - 1)];
-		if (x->node == pl->target)
+		if (x->slot == pl->target)
 			want[0] = x->bank;
 	}
 	if (b < r->npages) {
 		const struct leap__run *x = &r->runs[leap__region_find_run(r, b)];
-		if (x->node == pl->target)
+		if (x->slot == pl->target)
 			want[1] = x->bank;
 	}
 	for (int i = 0; i < 4; i++)
@@ -125,7 +130,7 @@ static void plan_steps(struct plan *pl)
 /* Map pool pages at a region range and register it for write protection again. */
 static int map_range(struct leap_region *r, uint64_t lo, uint64_t n, int fd, uint64_t off)
 {
-	int rc = leap__sys_map_file(r->base + lo * LEAP_PG, n, fd, off);
+	int rc = leap__sys_map_file(r->base + lo * LEAP_PG, n, fd, off, r->kind);
 	if (!rc && r->wp)
 		rc = leap__wp_register(r->wp, r->base + lo * LEAP_PG, n);
 	return rc;
@@ -138,8 +143,8 @@ static int restore_step(struct plan *pl, const struct step *s)
 	int rc = 0;
 	for (size_t i = s->first; i <= s->last; i++) {
 		const struct piece *p = &pl->pieces[i];
-		int e = map_range(r, p->lo, p->hi - p->lo, r->ctx->pools[p->node]->fd,
-				  r->win[p->node][p->bank] + p->lo);
+		int e = map_range(r, p->lo, p->hi - p->lo, r->slot[p->slot]->fd,
+				  r->win[p->slot][p->bank] + p->lo);
 		rc = rc ? rc : e;
 	}
 	return rc;
@@ -218,8 +223,8 @@ static void unprotect_left(struct plan *pl)
 		if (!p->move)
 			continue;
 		if (leap__wp_set(r->wp, r->base + p->lo * LEAP_PG, p->hi - p->lo, false) != 0)
-			map_range(r, p->lo, p->hi - p->lo, r->ctx->pools[p->node]->fd,
-				  r->win[p->node][p->bank] + p->lo);
+			map_range(r, p->lo, p->hi - p->lo, r->slot[p->slot]->fd,
+				  r->win[p->slot][p->bank] + p->lo);
 	}
 }
 
@@ -227,7 +232,7 @@ static void unprotect_left(struct plan *pl)
 static uint64_t commit(struct plan *pl)
 {
 	struct leap_region *r = pl->r;
-	struct leap_pool *dst = r->ctx->pools[pl->target];
+	struct leap_pool *dst = pl->dst;
 	uint64_t moved = 0;
 	if (!pl->reserved)
 		return 0;
@@ -235,7 +240,7 @@ static uint64_t commit(struct plan *pl)
 		const struct step *s = &pl->steps[k];
 		for (size_t i = s->first; i <= s->last; i++) {
 			const struct piece *p = &pl->pieces[i];
-			leap__pool_set_used(r->ctx->pools[p->node], r->win[p->node][p->bank] + p->lo,
+			leap__pool_set_used(r->slot[p->slot], r->win[p->slot][p->bank] + p->lo,
 					    p->hi - p->lo, false);
 		}
 		uint64_t lo = pl->pieces[s->first].lo, hi = pl->pieces[s->last].hi;
@@ -253,11 +258,11 @@ static uint64_t commit(struct plan *pl)
 	return moved;
 }
 
-int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, int target, bool relocate,
-		      bool protect, struct leap__extent_out *out, struct leap__hist *stalls)
+int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, const struct leap__move *mv,
+		      struct leap__extent_out *out, struct leap__hist *stalls)
 {
-	struct plan pl = { .r = r, .target = target };
-	int rc = plan_pieces(&pl, a, b, relocate);
+	struct plan pl = { .r = r, .mv = mv, .target = mv->target };
+	int rc = plan_pieces(&pl, a, b);
 	if (!rc) {
 		pl.bank = choose_bank(&pl, a, b);
 		if (pl.bank == -EAGAIN) {
@@ -265,18 +270,18 @@ int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, int target,
 			free(pl.pieces);
 			free(pl.steps);
 			uint64_t mid = a + (b - a) / 2;
-			rc = leap__extent_move(r, a, mid, target, relocate, protect, out, stalls);
+			rc = leap__extent_move(r, a, mid, mv, out, stalls);
 			if (rc < 0)
 				return rc;
-			int rc2 = leap__extent_move(r, mid, b, target, relocate, protect, out, stalls);
+			int rc2 = leap__extent_move(r, mid, b, mv, out, stalls);
 			return rc2 < 0 ? rc2 : rc + rc2;
 		}
 		plan_steps(&pl);
 	}
 	if (!rc && pl.nsteps)
-		rc = leap__region_window(r, target, pl.bank, &pl.win);
+		rc = leap__region_window(r, pl.target, pl.bank, &pl.win);
 	if (!rc && pl.nsteps)
-		rc = leap__ctx_pool(r->ctx, target, &pl.dst);
+		pl.dst = r->slot[pl.target];
 	for (size_t k = 0; !rc && k < pl.nsteps; k++) {
 		uint64_t lo = pl.pieces[pl.steps[k].first].lo, hi = pl.pieces[pl.steps[k].last].hi;
 		rc = leap__pool_reserve(pl.dst, pl.win + lo, hi - lo);
@@ -288,7 +293,7 @@ int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, int target,
 		uint64_t lo = pl.pieces[pl.steps[0].first].lo;
 		uint64_t hi = pl.pieces[pl.steps[pl.nsteps - 1].last].hi;
 		struct leap__wp_extent e = { .start_ns = leap__sys_now_ns() };
-		bool wp = protect && r->wp;
+		bool wp = mv->protect && r->wp;
 		if (wp) {
 			leap__wp_track(r->wp, &e, r->base + lo * LEAP_PG, hi - lo);
 			rc = protect_moving(&pl);

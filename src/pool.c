@@ -19,37 +19,123 @@
  *   alloc  pages that exist in the file        (capacity)
  *   used   pages mapped by a region, a subset of alloc
  *   alloc \ used are the free pages kept for reuse.
+ * Kinds. A pool holds one kind of page (enum leap_pages). Hugetlb pools are hugetlb
+ * memfds (or hugetlbfs files): every offset, window and allocation is a multiple of a
+ * huge page, and fallocate takes the pages from the node's reserved huge pages. THP
+ * pools are shared-memory files whose chunk mappings carry MADV_HUGEPAGE: whole huge
+ * pages are allocated by populating that mapping, which makes the kernel allocate 2 MiB
+ * folios (fallocate would not, under shmem_enabled=advise); a piece smaller than a huge
+ * page (a split, see job.c) is allocated with fallocate, in small pages. Windows of
+ * both are aligned to huge pages so a region's huge pages line up with the file's.
+ *
+ * External pools (leap_pool_open) are the same with a file the user names, declared to
+ * be on a node; they are reference counted (the user and each region using them).
+ *
  * Threads: any thread calling into a region or a pool; pool->lock is taken after
  * region->lock and ctx->lock (see internal.h) and never held across a copy.
  */
 #include "internal.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-int leap__pool_new(struct leap_ctx *ctx, int node, struct leap_pool **out)
+static const char *const kind_name[LEAP_KINDS] = { "small", "thp", "hugetlb" };
+
+/* Fill the fields every pool has; fd is the pool's (taken over). */
+static struct leap_pool *pool_init(struct leap_ctx *ctx, int fd, int node, int kind)
 {
 	struct leap_pool *p = calloc(1, sizeof(*p));
 	if (!p)
-		return -ENOMEM;
-	char name[32];
-	snprintf(name, sizeof(name), "pageleap-node%d", node);
-	p->fd = leap__sys_memfd(name);
-	if (p->fd < 0) {
-		int rc = p->fd;
-		free(p);
-		return rc;
-	}
+		return NULL;
 	p->ctx = ctx;
-	p->chunk_pages = ctx->chunk_pages;
+	p->fd = fd;
 	p->node = node;
+	p->kind = kind;
+	p->unit = kind == LEAP_PAGES_SMALL ? 1 : LEAP_HUGE_PG;
+	/* chunks hold whole huge pages */
+	p->chunk_pages = (ctx->chunk_pages + p->unit - 1) / p->unit * p->unit;
 	p->cap = ctx->pool_cap ? ctx->pool_cap : ctx->topo->mem_total[node] / LEAP_PG;
+	p->cap -= p->cap % p->unit;
+	atomic_init(&p->refs, 1);
 	pthread_mutex_init(&p->lock, NULL);
+	return p;
+}
+
+int leap__pool_new(struct leap_ctx *ctx, int node, int kind, struct leap_pool **out)
+{
+	if (kind == LEAP_PAGES_THP && !leap__sys_shmem_thp_ok())
+		return -EOPNOTSUPP;
+	char name[48];
+	snprintf(name, sizeof(name), "pageleap-node%d-%s", node, kind_name[kind]);
+	int fd = leap__sys_memfd(name, kind);
+	if (fd < 0)
+		return fd == -EINVAL && kind == LEAP_PAGES_HUGETLB ? -EOPNOTSUPP : fd;
+	struct leap_pool *p = pool_init(ctx, fd, node, kind);
+	if (!p) {
+		close(fd);
+		return -ENOMEM;
+	}
 	*out = p;
 	return 0;
+}
+
+LEAP_API int leap_pool_open(struct leap_ctx *ctx, const char *path, int node,
+			    const struct leap_pool_options *opts, struct leap_pool **out)
+{
+	if (!ctx || !path || !out || (opts && opts->size < sizeof(*opts)))
+		return -EINVAL;
+	int kind = opts ? opts->pages : LEAP_PAGES_SMALL;
+	if (kind < 0 || kind >= LEAP_KINDS)
+		return -EINVAL;
+	if (!leap__topo_valid_mem_node(ctx->topo, node))
+		return -ENODEV;
+	if (kind == LEAP_PAGES_THP && !leap__sys_shmem_thp_ok())
+		return -EOPNOTSUPP;
+	bool dax;
+	uint64_t fs_free;
+	int fd = leap__sys_open_pool_file(path, &kind, &dax, &fs_free);
+	if (fd < 0)
+		return fd;
+	struct leap_pool *p = pool_init(ctx, fd, node, kind);
+	if (!p) {
+		close(fd);
+		return -ENOMEM;
+	}
+	p->external = true;
+	p->dax = dax;
+	uint64_t cap = opts && opts->cap_bytes ? opts->cap_bytes / LEAP_PG : p->cap;
+	if (!(opts && opts->cap_bytes) && kind != LEAP_PAGES_HUGETLB && fs_free / LEAP_PG < cap)
+		cap = fs_free / LEAP_PG; /* hugetlbfs reports reserved pages, not a limit */
+	p->cap = cap - cap % p->unit;
+	leap__ctx_ref(ctx);
+	*out = p;
+	return 0;
+}
+
+void leap__pool_ref(struct leap_pool *p)
+{
+	atomic_fetch_add(&p->refs, 1);
+}
+
+void leap__pool_unref(struct leap_pool *p)
+{
+	if (!p->external || atomic_fetch_sub(&p->refs, 1) != 1)
+		return;
+	struct leap_ctx *ctx = p->ctx;
+	leap__pool_free(p);
+	leap__ctx_unref(ctx);
+}
+
+LEAP_API void leap_pool_close(struct leap_pool **pool)
+{
+	if (!pool || !*pool || !(*pool)->external)
+		return;
+	leap__pool_unref(*pool);
+	*pool = NULL;
 }
 
 void leap__pool_free(struct leap_pool *p)
@@ -59,6 +145,8 @@ void leap__pool_free(struct leap_pool *p)
 	for (uint64_t i = 0; i < p->nchunks; i++)
 		leap__sys_unmap(p->chunk[i], p->chunk_pages * LEAP_PG);
 	free(p->chunk);
+	if (p->external) /* the user's file is handed back as it was given: empty */
+		leap__sys_truncate(p->fd, 0);
 	close(p->fd);
 	leap__ivset_free(&p->space_free);
 	leap__ivset_free(&p->alloc);
@@ -81,26 +169,33 @@ static int first_fit(uint64_t lo, uint64_t hi, void *arg)
 	return 1;
 }
 
-static int fit_cb(const struct leap__ivset *s, struct fit *f)
+static uint64_t align_up(uint64_t x, uint64_t unit)
+{
+	return (x + unit - 1) / unit * unit;
+}
+
+static int fit_cb(const struct leap__ivset *s, struct fit *f, uint64_t unit)
 {
 	for (size_t i = 0; i < s->n; i++)
-		if (first_fit(s->v[i].lo, s->v[i].hi, f))
+		if (first_fit(align_up(s->v[i].lo, unit), s->v[i].hi, f))
 			return 1;
 	return 0;
 }
 
-/* Hand out a window of npages of offset space (first fit, else grow the space). */
+/* Hand out a window of npages of offset space (first fit, else grow the space), aligned
+ * to the pool's huge pages. */
 int leap__pool_window_get(struct leap_pool *p, uint64_t npages, uint64_t *off)
 {
 	int rc = 0;
 	pthread_mutex_lock(&p->lock);
 	struct fit f = { npages, 0 };
-	if (fit_cb(&p->space_free, &f)) {
+	if (fit_cb(&p->space_free, &f, p->unit)) {
 		rc = leap__ivset_remove(&p->space_free, f.off, f.off + npages);
 		*off = f.off;
 		goto out;
 	}
-	uint64_t end = p->space_end + npages;
+	uint64_t start = align_up(p->space_end, p->unit);
+	uint64_t end = start + align_up(npages, p->unit);
 	uint64_t need = (end + p->chunk_pages - 1) / p->chunk_pages;
 	if (end > LEAP_POOL_SPACE_MAX / LEAP_PG) {
 		rc = -ENOMEM; /* out of offset space, not memory: see LEAP_POOL_SPACE_MAX */
@@ -117,12 +212,18 @@ int leap__pool_window_get(struct leap_pool *p, uint64_t npages, uint64_t *off)
 	while (p->nchunks < need) {
 		void *m;
 		rc = leap__sys_map_pool(p->fd, p->nchunks * p->chunk_pages, p->chunk_pages, p->node,
-					&m);
+					p->kind, !p->dax, &m);
 		if (rc)
 			goto out;
 		p->chunk[p->nchunks++] = m;
 	}
-	*off = p->space_end;
+	/* THP pools fault their pages in, which needs the file to reach them */
+	rc = leap__sys_truncate(p->fd, end);
+	if (rc)
+		goto out;
+	if (start > p->space_end)
+		leap__ivset_add(&p->space_free, p->space_end, start);
+	*off = start;
 	p->space_end = end;
 out:
 	pthread_mutex_unlock(&p->lock);
@@ -190,10 +291,46 @@ struct alloc_ctx {
 	int rc;
 };
 
+/* The pool's own mapping of page off. pre: lock held, off inside the mapped chunks. */
+static char *chunk_addr(struct leap_pool *p, uint64_t off)
+{
+	return p->chunk[off / p->chunk_pages] + off % p->chunk_pages * LEAP_PG;
+}
+
+/*
+ * Allocate [lo, hi). THP pools: whole huge pages by populating the pool's huge-advised
+ * mapping (2 MiB folios; chunks hold whole huge pages, so one call per huge page run
+ * within a chunk), the rest by fallocate (small pages). Others: fallocate.
+ */
+static int alloc_range(struct leap_pool *p, uint64_t lo, uint64_t hi)
+{
+	if (p->kind != LEAP_PAGES_THP)
+		return leap__sys_fallocate(p->fd, lo, hi - lo, p->dax ? -1 : p->node, p->kind);
+	uint64_t hlo = align_up(lo, p->unit), hhi = hi / p->unit * p->unit;
+	if (hlo >= hhi)
+		return leap__sys_fallocate(p->fd, lo, hi - lo, p->node, p->kind);
+	int rc = 0;
+	if (lo < hlo)
+		rc = leap__sys_fallocate(p->fd, lo, hlo - lo, p->node, p->kind);
+	for (uint64_t at = hlo; !rc && at < hhi;) {
+		uint64_t n = p->chunk_pages - at % p->chunk_pages;
+		n = n < hhi - at ? n : hhi - at;
+		rc = leap__sys_populate_write(chunk_addr(p, at), n);
+		if (!rc)
+			leap__ivset_add(&p->mapped, at, at + n);
+		at += n;
+	}
+	if (!rc && hhi < hi)
+		rc = leap__sys_fallocate(p->fd, hhi, hi - hhi, p->node, p->kind);
+	if (rc) /* whatever did get allocated is given back: the accounting stays exact */
+		leap__sys_punch(p->fd, lo, hi - lo);
+	return rc;
+}
+
 static int alloc_cb(uint64_t lo, uint64_t hi, void *arg)
 {
 	struct alloc_ctx *c = arg;
-	int rc = leap__sys_fallocate(c->p->fd, lo, hi - lo);
+	int rc = alloc_range(c->p, lo, hi);
 	if (!rc)
 		rc = leap__ivset_add(&c->p->alloc, lo, hi);
 	c->rc = rc;
@@ -250,7 +387,7 @@ int leap__pool_copy_in(struct leap_pool *p, uint64_t off, const void *src, uint6
 		uint64_t in = off % p->chunk_pages, n = p->chunk_pages - in;
 		n = n < npages ? n : npages;
 		pthread_mutex_lock(&p->lock);
-		char *dst = p->chunk[off / p->chunk_pages] + in * LEAP_PG;
+		char *dst = chunk_addr(p, off);
 		bool mapped = leap__ivset_covered(&p->mapped, off, off + n) == n;
 		pthread_mutex_unlock(&p->lock);
 		/* one populate call instead of a fault per page, the first time only: after
@@ -276,7 +413,33 @@ LEAP_API int leap_pool_get(struct leap_ctx *ctx, int node, struct leap_pool **ou
 {
 	if (!ctx || !out)
 		return -EINVAL;
-	return leap__ctx_pool(ctx, node, out);
+	return leap__ctx_pool(ctx, node, LEAP_PAGES_SMALL, out);
+}
+
+LEAP_API int leap_pool_get_kind(struct leap_ctx *ctx, int node, int pages, struct leap_pool **out)
+{
+	if (!ctx || !out || pages < 0 || pages >= LEAP_KINDS)
+		return -EINVAL;
+	return leap__ctx_pool(ctx, node, pages, out);
+}
+
+/* Pages that a reservation could still get: the cap less what is used, and no more than
+ * the free pages kept plus what the kernel has free for the kind on the node. */
+uint64_t leap__pool_room(struct leap_pool *p)
+{
+	uint64_t kernel;
+	if (p->kind == LEAP_PAGES_HUGETLB) {
+		kernel = leap__sys_free_hugepages(p->node) * LEAP_HUGE_PG;
+	} else {
+		struct leap_node_info ni = { .size = sizeof(ni) };
+		kernel = leap_topo_node(p->ctx->topo, p->node, &ni) == 0 ? ni.mem_free / LEAP_PG : 0;
+	}
+	pthread_mutex_lock(&p->lock);
+	uint64_t by_cap = p->cap > p->used.total ? p->cap - p->used.total : 0;
+	uint64_t by_kernel = kernel + (p->alloc.total - p->used.total);
+	pthread_mutex_unlock(&p->lock);
+	uint64_t room = by_cap < by_kernel ? by_cap : by_kernel;
+	return room - room % p->unit;
 }
 
 struct free_stats {
@@ -307,6 +470,9 @@ LEAP_API int leap_pool_stats(struct leap_pool *p, struct leap_pool_stats *st)
 	st->largest_free_bytes = f.largest * LEAP_PG;
 	st->extents_in_use = p->used.n;
 	st->free_extents = f.count;
+	st->pages = p->kind;
+	st->external = p->external;
+	st->page_bytes = p->unit * LEAP_PG;
 	pthread_mutex_unlock(&p->lock);
 	return 0;
 }
@@ -316,6 +482,7 @@ LEAP_API int leap_pool_set_cap(struct leap_pool *p, uint64_t bytes)
 	if (!p)
 		return -EINVAL;
 	uint64_t cap = bytes / LEAP_PG;
+	cap -= cap % p->unit;
 	int rc = 0;
 	pthread_mutex_lock(&p->lock);
 	if (cap < p->used.total)

@@ -9,6 +9,14 @@
  * of pages with the same node and bank), whatever its history: the mapping count is
  * bounded by the placement, not by the number of migrations.
  *
+ * Slots generalise nodes: slot n < node count is node n's own pool of the region's
+ * kind of page, the slots above are external pools the region uses (leap_pool_open),
+ * attached on first use and held until the region is destroyed.
+ *
+ * Huge pages: a region of LEAP_PAGES_HUGETLB or LEAP_PAGES_THP has a length in whole
+ * huge pages, and its windows are aligned to huge pages (pool.c), so its huge page h is
+ * always huge page h of a window: the kernel maps it with one entry.
+ *
  * Banks exist for relocation: a page that moves to fresh physical pages on the node it
  * is already on needs a second slot on that node. Moving between nodes uses bank 0
  * unless a neighbour suggests another (see leap.c), so regions that only move between
@@ -37,23 +45,54 @@ size_t leap__region_find_run(const struct leap_region *r, uint64_t pg)
 	return a;
 }
 
-int leap__region_window(struct leap_region *r, int node, int bank, uint64_t *off)
+int leap__region_slot_pool(struct leap_region *r, int slot, struct leap_pool **out)
 {
-	if (r->win[node][bank] == UINT64_MAX) {
-		struct leap_pool *p;
-		int rc = leap__ctx_pool(r->ctx, node, &p);
-		if (!rc)
-			rc = leap__pool_window_get(p, r->npages, &r->win[node][bank]);
+	if (!r->slot[slot]) {
+		int rc = leap__ctx_pool(r->ctx, slot, r->kind, &r->slot[slot]);
 		if (rc)
 			return rc;
 	}
-	*off = r->win[node][bank];
+	*out = r->slot[slot];
+	return 0;
+}
+
+int leap__region_pool_slot(struct leap_region *r, struct leap_pool *pool)
+{
+	if (pool->ctx != r->ctx || pool->kind != r->kind)
+		return -EINVAL;
+	if (!pool->external)
+		return pool->node; /* a node's own pool of the region's kind */
+	int count = r->ctx->topo->count, free_slot = -1;
+	for (int s = count; s < r->nslots; s++) {
+		if (r->slot[s] == pool)
+			return s;
+		if (!r->slot[s] && free_slot < 0)
+			free_slot = s;
+	}
+	if (free_slot < 0)
+		return -ENOSPC;
+	leap__pool_ref(pool);
+	r->slot[free_slot] = pool;
+	return free_slot;
+}
+
+int leap__region_window(struct leap_region *r, int slot, int bank, uint64_t *off)
+{
+	if (r->win[slot][bank] == UINT64_MAX) {
+		struct leap_pool *p;
+		int rc = leap__region_slot_pool(r, slot, &p);
+		if (!rc)
+			rc = leap__pool_window_get(p, r->npages, &r->win[slot][bank]);
+		if (rc)
+			return rc;
+	}
+	*off = r->win[slot][bank];
 	return 0;
 }
 
 static int same_place(const struct leap__run *a, const struct leap__run *b)
 {
-	return a->node == b->node && a->bank == b->bank && a->pg + a->n == b->pg;
+	return a->slot == b->slot && a->bank == b->bank && a->pg + a->n == b->pg;
 }
 
 /*
@@ -61,7 +100,7 @@ static int same_place(const struct leap__run *a, const struct leap__run *b)
  * with neighbours on the same node and bank. Rebuilds the array: O(runs), and runs are
  * few (they are the region's kernel mappings).
  */
-int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int node, int bank)
+int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int slot, int bank)
 {
 	size_t cap = r->nruns + 3;
 	struct leap__run *out = malloc(cap * sizeof(*out));
@@ -69,7 +108,7 @@ int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int node
 		return -ENOMEM;
 	size_t k = 0;
 	uint64_t end = pg + n;
-	struct leap__run mid = { pg, n, node, bank };
+	struct leap__run mid = { pg, n, slot, bank };
 	bool placed = false;
 	for (size_t i = 0; i < r->nruns; i++) {
 		struct leap__run x = r->runs[i];
@@ -83,13 +122,13 @@ int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int node
 			continue;
 		}
 		if (x.pg < pg) /* left part survives */
-			out[k++] = (struct leap__run){ x.pg, pg - x.pg, x.node, x.bank };
+			out[k++] = (struct leap__run){ x.pg, pg - x.pg, x.slot, x.bank };
 		if (!placed) {
 			out[k++] = mid;
 			placed = true;
 		}
 		if (xe > end) /* right part survives */
-			out[k++] = (struct leap__run){ end, xe - end, x.node, x.bank };
+			out[k++] = (struct leap__run){ end, xe - end, x.slot, x.bank };
 	}
 	if (!placed)
 		out[k++] = mid;
@@ -114,16 +153,18 @@ static void region_free(struct leap_region *r)
 	if (r->base)
 		leap__sys_unmap(r->base, r->resv_len);
 	pthread_cond_destroy(&r->jobs_cond);
-	int count = r->ctx->topo->count;
 	for (size_t i = 0; i < r->nruns; i++) {
 		struct leap__run *x = &r->runs[i];
-		struct leap_pool *p = r->ctx->pools[x->node];
-		leap__pool_set_used(p, r->win[x->node][x->bank] + x->pg, x->n, false);
+		leap__pool_set_used(r->slot[x->slot], r->win[x->slot][x->bank] + x->pg, x->n, false);
 	}
-	for (int n = 0; r->win && n < count; n++)
+	for (int n = 0; r->win && n < r->nslots; n++)
 		for (int b = 0; b < LEAP_BANKS_MAX; b++)
 			if (r->win[n][b] != UINT64_MAX)
-				leap__pool_window_put(r->ctx->pools[n], r->win[n][b], r->npages);
+				leap__pool_window_put(r->slot[n], r->win[n][b], r->npages);
+	for (int n = 0; r->slot && n < r->nslots; n++)
+		if (r->slot[n])
+			leap__pool_unref(r->slot[n]); /* external pools only */
+	free(r->slot);
 	free(r->win);
 	free(r->runs);
 	pthread_mutex_destroy(&r->lock);
@@ -131,14 +172,14 @@ static void region_free(struct leap_region *r)
 	free(r);
 }
 
-/* Check that place[] is sorted, aligned and covers [0, length) exactly. */
+/* Check that place[] is sorted, aligned (to unit pages) and covers [0, length) exactly. */
 static int check_placement(struct leap_ctx *ctx, size_t length, const struct leap_place *place,
-			   size_t nplace)
+			   size_t nplace, uint64_t unit)
 {
 	size_t at = 0;
 	for (size_t i = 0; i < nplace; i++) {
 		if (place[i].offset != at || place[i].length == 0 ||
-		    place[i].length % LEAP_PAGE_SIZE || place[i].length > length - at)
+		    place[i].length % (unit * LEAP_PG) || place[i].length > length - at)
 			return -EINVAL;
 		at += place[i].length;
 	}
@@ -150,51 +191,66 @@ static int check_placement(struct leap_ctx *ctx, size_t length, const struct lea
 	return 0;
 }
 
-/* Back [pg, pg+n) with fresh pages of node's pool, bank 0, and record the run. */
-static int place_range(struct leap_region *r, uint64_t pg, uint64_t n, int node)
+/* Back [pg, pg+n) with fresh pages of slot's pool, bank 0, and record the run. */
+static int place_range(struct leap_region *r, uint64_t pg, uint64_t n, int slot)
 {
 	uint64_t win;
-	int rc = leap__region_window(r, node, 0, &win);
+	int rc = leap__region_window(r, slot, 0, &win);
 	if (rc)
 		return rc;
-	struct leap_pool *p = r->ctx->pools[node];
+	struct leap_pool *p = r->slot[slot];
 	rc = leap__pool_reserve(p, win + pg, n);
 	if (rc)
 		return rc;
-	rc = leap__sys_map_file(r->base + pg * LEAP_PG, n, p->fd, win + pg);
+	rc = leap__sys_map_file(r->base + pg * LEAP_PG, n, p->fd, win + pg, r->kind);
 	if (!rc)
-		rc = leap__region_assign(r, pg, n, node, 0);
+		rc = leap__region_assign(r, pg, n, slot, 0);
 	if (rc)
 		leap__pool_set_used(p, win + pg, n, false);
 	return rc;
 }
 
-LEAP_API int leap_region_new_placed(struct leap_ctx *ctx, size_t length,
-				    const struct leap_place *place, size_t nplace,
-				    struct leap_region **out)
+LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
+				const struct leap_place *place, size_t nplace,
+				const struct leap_region_options *opts, struct leap_region **out)
 {
-	if (!ctx || !out || !place || !nplace || !length || length % LEAP_PAGE_SIZE)
+	if (!ctx || !out || !length || length % LEAP_PAGE_SIZE || (opts && opts->size < sizeof(*opts)))
 		return -EINVAL;
-	int rc = check_placement(ctx, length, place, nplace);
+	struct leap_pool *pool = opts ? opts->pool : NULL;
+	int kind = pool ? pool->kind : opts ? opts->pages : LEAP_PAGES_SMALL;
+	if (kind < 0 || kind >= LEAP_KINDS || (pool && (place || nplace || pool->ctx != ctx)) ||
+	    (pool && opts->pages != kind && opts->pages != LEAP_PAGES_SMALL) ||
+	    (!pool && (!place || !nplace)))
+		return -EINVAL;
+	uint64_t unit = kind == LEAP_PAGES_SMALL ? 1 : LEAP_HUGE_PG;
+	if (length % (unit * LEAP_PG))
+		return -EINVAL;
+	int rc = pool ? 0 : check_placement(ctx, length, place, nplace, unit);
 	if (rc)
 		return rc;
+	if (kind == LEAP_PAGES_THP && !leap__sys_shmem_thp_ok())
+		return -EOPNOTSUPP;
 	struct leap_region *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	leap__ctx_ref(ctx);
 	r->ctx = ctx;
+	r->kind = kind;
+	r->unit = unit;
+	r->nslots = ctx->topo->count + LEAP_EXT_SLOTS;
 	r->npages = length / LEAP_PG;
 	r->resv_len = length;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->jobs_cond, NULL);
 	r->st.last_worker_cpu = -1;
 	r->st.last_worker_node = -1;
-	r->win = malloc((size_t)ctx->topo->count * sizeof(*r->win));
-	if (!r->win) {
+	r->win = malloc((size_t)r->nslots * sizeof(*r->win));
+	r->slot = calloc((size_t)r->nslots, sizeof(*r->slot));
+	if (!r->win || !r->slot) {
 		region_free(r);
 		return -ENOMEM;
 	}
-	memset(r->win, 0xff, (size_t)ctx->topo->count * sizeof(*r->win));
+	memset(r->win, 0xff, (size_t)r->nslots * sizeof(*r->win));
 	void *base;
 	rc = leap__sys_reserve(length, LEAP_REGION_ALIGN, &base);
 	if (rc) {
@@ -202,6 +258,10 @@ LEAP_API int leap_region_new_placed(struct leap_ctx *ctx, size_t length,
 		return rc;
 	}
 	r->base = base;
+	if (pool) {
+		int slot = leap__region_pool_slot(r, pool);
+		rc = slot < 0 ? slot : place_range(r, 0, r->npages, slot);
+	}
 	for (size_t i = 0; i < nplace && !rc; i++)
 		rc = place_range(r, place[i].offset / LEAP_PG, place[i].length / LEAP_PG,
 				 place[i].node);
@@ -212,8 +272,21 @@ LEAP_API int leap_region_new_placed(struct leap_ctx *ctx, size_t length,
 		region_free(r);
 		return rc;
 	}
+	pthread_mutex_lock(&ctx->lock);
+	r->ctx_next = ctx->regions;
+	ctx->regions = r;
+	pthread_mutex_unlock(&ctx->lock);
 	*out = r;
 	return 0;
+}
+
+LEAP_API int leap_region_new_placed(struct leap_ctx *ctx, size_t length,
+				    const struct leap_place *place, size_t nplace,
+				    struct leap_region **out)
+{
+	if (!place || !nplace)
+		return -EINVAL;
+	return leap_region_new_ex(ctx, length, place, nplace, NULL, out);
 }
 
 LEAP_API int leap_region_new(struct leap_ctx *ctx, size_t length, int node,
@@ -236,8 +309,20 @@ LEAP_API void leap_region_destroy(struct leap_region **region)
 		return;
 	struct leap_region *r = *region;
 	leap__region_lock(r);
+	r->dying = true; /* no job may start from here on, evacuations' included */
 	leap__jobs_cancel_wait(r);
 	pthread_mutex_unlock(&r->lock);
+	/* off the instance's list, then wait for evacuations or compactions holding it */
+	struct leap_ctx *ctx = r->ctx;
+	pthread_mutex_lock(&ctx->lock);
+	for (struct leap_region **pp = &ctx->regions; *pp; pp = &(*pp)->ctx_next)
+		if (*pp == r) {
+			*pp = r->ctx_next;
+			break;
+		}
+	while (r->pins)
+		pthread_cond_wait(&ctx->pins_cond, &ctx->lock);
+	pthread_mutex_unlock(&ctx->lock);
 	region_free(r);
 	*region = NULL;
 }
@@ -260,7 +345,7 @@ LEAP_API int leap_node_of(struct leap_region *r, const void *addr)
 	if (a < base || a - base >= r->npages * LEAP_PG)
 		return -EFAULT;
 	leap__region_lock(r);
-	int node = r->runs[leap__region_find_run(r, (a - base) / LEAP_PG)].node;
+	int node = leap__slot_node(r, r->runs[leap__region_find_run(r, (a - base) / LEAP_PG)].slot);
 	pthread_mutex_unlock(&r->lock);
 	return node;
 }
@@ -276,7 +361,8 @@ LEAP_API int leap_region_stats(struct leap_region *r, struct leap_region_stats *
 	st->length = r->npages * LEAP_PG;
 	st->runs = r->nruns;
 	st->metadata_bytes = sizeof(*r) + r->runs_cap * sizeof(*r->runs) +
-			     (uint64_t)r->ctx->topo->count * sizeof(*r->win);
+			     (uint64_t)r->nslots * (sizeof(*r->win) + sizeof(*r->slot));
+	st->pages = r->kind;
 	pthread_mutex_unlock(&r->lock);
 	return 0;
 }

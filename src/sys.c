@@ -12,16 +12,140 @@
 #include <numa.h>
 #include <numaif.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Create an anonymous shared-memory file (the backing store of a pool). */
-int leap__sys_memfd(const char *name)
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21u << 26)
+#endif
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+#ifndef STATX_ATTR_DAX
+#define STATX_ATTR_DAX 0x00200000
+#endif
+
+/* Create an anonymous memory file (the backing store of a pool): shared memory, or
+ * hugetlb memory of 2 MiB pages. */
+int leap__sys_memfd(const char *name, int kind)
 {
-	int fd = memfd_create(name, MFD_CLOEXEC);
+	unsigned flags = MFD_CLOEXEC;
+	if (kind == LEAP_PAGES_HUGETLB)
+		flags |= MFD_HUGETLB | MFD_HUGE_2MB;
+	int fd = memfd_create(name, flags);
 	return fd < 0 ? -errno : fd;
+}
+
+/* Grow (or shrink) the file to npages. Pages past the end cannot be mapped (SIGBUS), and
+ * THP pools allocate by faulting, which does not extend the file as fallocate does. */
+int leap__sys_truncate(int fd, uint64_t npages)
+{
+	return ftruncate(fd, (off_t)(npages * LEAP_PG)) == 0 ? 0 : -errno;
+}
+
+static int read_line(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	int rc = fgets(buf, (int)len, f) ? 0 : -EIO;
+	fclose(f);
+	return rc;
+}
+
+/* The bracketed word of a sysfs choice file ("always [advise] never"), or "". */
+static void chosen(const char *path, char *out, size_t len)
+{
+	char line[256];
+	out[0] = 0;
+	if (read_line(path, line, sizeof(line)))
+		return;
+	char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
+	if (a && b && (size_t)(b - a) < len) {
+		memcpy(out, a + 1, (size_t)(b - a - 1));
+		out[b - a - 1] = 0;
+	}
+}
+
+/*
+ * Shared-memory THP needs the kernel's consent: shmem_enabled other than never/deny (the
+ * library asks for huge pages with MADV_HUGEPAGE, which "advise" honours). Kernels 6.8+
+ * also have a per-size setting for 2 MiB that overrides it unless "inherit".
+ */
+bool leap__sys_shmem_thp_ok(void)
+{
+	char top[32], pmd[32];
+	chosen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", top, sizeof(top));
+	chosen("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/shmem_enabled", pmd,
+	       sizeof(pmd));
+	const char *eff = pmd[0] && strcmp(pmd, "inherit") ? pmd : top;
+	return eff[0] && strcmp(eff, "never") && strcmp(eff, "deny");
+}
+
+uint64_t leap__sys_free_hugepages(int node)
+{
+	char path[128], line[64];
+	snprintf(path, sizeof(path),
+		 "/sys/devices/system/node/node%d/hugepages/hugepages-2048kB/free_hugepages", node);
+	if (read_line(path, line, sizeof(line)))
+		return 0;
+	return strtoull(line, NULL, 10);
+}
+
+/*
+ * Open an external pool's file. A directory gets an unnamed file (O_TMPFILE); a file is
+ * created if missing and must be empty. The file system decides the kind: hugetlbfs is
+ * hugetlb; tmpfs is small pages or THP as asked; a DAX file (statx) is small pages.
+ * Anything else is page cache backed by a disk: not memory a pool can promise.
+ */
+int leap__sys_open_pool_file(const char *path, int *kind, bool *dax, uint64_t *fs_free)
+{
+	struct stat st;
+	int fd;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		fd = open(path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return -EOPNOTSUPP; /* device DAX and other devices: not supported yet */
+	else
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	struct statfs sf;
+	int rc = 0;
+	if (fstat(fd, &st) != 0 || fstatfs(fd, &sf) != 0)
+		rc = -errno;
+	else if (st.st_size != 0)
+		rc = -EEXIST;
+	*dax = false;
+	if (!rc && (unsigned long)sf.f_type == HUGETLBFS_MAGIC) {
+		*kind = LEAP_PAGES_HUGETLB;
+	} else if (!rc && (unsigned long)sf.f_type == TMPFS_MAGIC) {
+		if (*kind == LEAP_PAGES_HUGETLB)
+			rc = -EINVAL;
+	} else if (!rc) {
+		struct statx sx;
+		if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) == 0 &&
+		    (sx.stx_attributes_mask & STATX_ATTR_DAX) && (sx.stx_attributes & STATX_ATTR_DAX) &&
+		    *kind == LEAP_PAGES_SMALL)
+			*dax = true;
+		else
+			rc = -EOPNOTSUPP;
+	}
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	*fs_free = (uint64_t)sf.f_bavail * (uint64_t)sf.f_bsize;
+	return fd;
 }
 
 /*
@@ -31,13 +155,25 @@ int leap__sys_memfd(const char *name)
  * allocation of those pages: fallocate, write and faults through any mapping. The
  * mapping is address space only (MAP_NORESERVE) until pages are populated.
  */
-int leap__sys_map_pool(int fd, uint64_t pg_off, uint64_t npages, int node, void **out)
+int leap__sys_map_pool(int fd, uint64_t pg_off, uint64_t npages, int node, int kind, bool bind,
+		       void **out)
 {
 	size_t bytes = npages * LEAP_PG;
 	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd,
 		       (off_t)(pg_off * LEAP_PG));
 	if (p == MAP_FAILED)
 		return -errno;
+	/* THP pools allocate their huge pages by populating this mapping: the advice makes
+	 * the kernel allocate 2 MiB folios for it (shmem_enabled=advise suffices) */
+	if (kind == LEAP_PAGES_THP && madvise(p, bytes, MADV_HUGEPAGE) != 0) {
+		int rc = -errno;
+		munmap(p, bytes);
+		return rc;
+	}
+	if (!bind) { /* DAX: the pages are where the device is */
+		*out = p;
+		return 0;
+	}
 	struct bitmask *bm = numa_allocate_nodemask();
 	if (!bm) {
 		munmap(p, bytes);
@@ -71,12 +207,43 @@ int leap__sys_populate_write(void *addr, uint64_t npages)
 	return 0;
 }
 
-/* Allocate the file's pages in [pg_off, pg_off+npages) (they follow the shared policy). */
-int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages)
+/*
+ * Allocate the file's pages in [pg_off, pg_off+npages). Shared memory follows the file's
+ * shared policy (set by map_pool). hugetlbfs keeps no shared policy: its fallocate takes
+ * the calling thread's policy, so the thread binds itself to node for the call and then
+ * restores its own policy. Out of hugetlb pages is -ENOSPC (the admin must reserve
+ * more), out of memory -ENOMEM.
+ */
+int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages, int node, int kind)
 {
+	int old_mode = 0;
+	struct bitmask *old = NULL;
+	if (kind == LEAP_PAGES_HUGETLB && node >= 0) {
+		old = numa_allocate_nodemask();
+		struct bitmask *bm = numa_allocate_nodemask();
+		if (!old || !bm || get_mempolicy(&old_mode, old->maskp, old->size + 1, NULL, 0) != 0) {
+			numa_bitmask_free(bm);
+			if (old)
+				numa_bitmask_free(old);
+			return -ENOMEM;
+		}
+		numa_bitmask_setbit(bm, (unsigned)node);
+		int rc = set_mempolicy(MPOL_BIND, bm->maskp, bm->size + 1) == 0 ? 0 : -errno;
+		numa_bitmask_free(bm);
+		if (rc) {
+			numa_bitmask_free(old);
+			return rc;
+		}
+	}
+	int rc = 0;
 	if (fallocate(fd, 0, (off_t)(pg_off * LEAP_PG), (off_t)(npages * LEAP_PG)) != 0)
-		return errno == ENOSPC ? -ENOMEM : -errno;
-	return 0;
+		rc = errno == ENOSPC ? (kind == LEAP_PAGES_HUGETLB ? -ENOSPC : -ENOMEM) : -errno;
+	if (old) {
+		set_mempolicy(old_mode, old_mode == MPOL_DEFAULT ? NULL : old->maskp,
+			      old_mode == MPOL_DEFAULT ? 0 : old->size + 1);
+		numa_bitmask_free(old);
+	}
+	return rc;
 }
 
 /* Give the file's pages in [pg_off, pg_off+npages) back to the kernel. */
@@ -94,10 +261,15 @@ int leap__sys_punch(int fd, uint64_t pg_off, uint64_t npages)
  * afterwards. Neighbouring mappings of the same file at contiguous offsets (and the same
  * flags and userfaultfd registration) are merged by the kernel into one mapping.
  */
-int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off)
+int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off, int kind)
 {
-	void *p = mmap(addr, npages * LEAP_PG, PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, (off_t)(pg_off * LEAP_PG));
+	/* hugetlb: the pages exist already (fallocate reserved them); no second reservation.
+	 * THP: huge folios of the pool are mapped with one entry each by the populate */
+	int flags = MAP_SHARED | MAP_FIXED | MAP_POPULATE;
+	if (kind == LEAP_PAGES_HUGETLB)
+		flags |= MAP_NORESERVE;
+	void *p = mmap(addr, npages * LEAP_PG, PROT_READ | PROT_WRITE, flags, fd,
+		       (off_t)(pg_off * LEAP_PG));
 	if (p == MAP_FAILED)
 		return -errno;
 	/* a child of fork() must not keep pool pages the parent will reuse: regions are not

@@ -172,6 +172,8 @@ int leap__pool_window_get(struct leap_pool *pool, uint64_t npages, uint64_t *off
 void leap__pool_window_put(struct leap_pool *pool, uint64_t off, uint64_t npages);
 int leap__pool_reserve(struct leap_pool *pool, uint64_t off, uint64_t npages);
 void leap__pool_set_used(struct leap_pool *pool, uint64_t off, uint64_t npages, bool used);
+/* The pool's own mapping of page off; *avail: pages to the end of that chunk. */
+const char *leap__pool_addr(struct leap_pool *pool, uint64_t off, uint64_t *avail);
 /* Copy npages from src into the pool at off (populate, then memcpy), chunk by chunk. */
 int leap__pool_copy_in(struct leap_pool *pool, uint64_t off, const void *src, uint64_t npages);
 
@@ -315,6 +317,8 @@ int leap__job_spawn(void (*fn)(struct leap_job *), void *arg,
 		     const struct leap_job_options *opts, struct leap_job **out);
 void *leap__job_arg(struct leap_job *j);
 bool leap__job_cancelled(struct leap_job *j);
+/* The child a coordinating job waits for now (NULL: none), shown in its progress. */
+void leap__job_set_child(struct leap_job *j, struct leap_job *child);
 /* Fold a finished child's counters into a coordinating job's progress. */
 void leap__job_absorb(struct leap_job *parent, struct leap_job *child);
 /* Add to a coordinating job's totals (pages found to do, pages failed without a child). */

@@ -76,6 +76,7 @@ struct leap_job {
 	void *arg;
 	void (*fn)(struct leap_job *); /* coordinating jobs: the function run */
 	void *fn_arg;
+	struct leap_job *child;	       /* coordinating jobs: the job in flight (under lock) */
 	atomic_int refs;
 	atomic_bool cancel;
 	struct leap_job *next; /* on the region's list */
@@ -608,6 +609,13 @@ void leap__job_absorb(struct leap_job *p, struct leap_job *c)
 	pthread_mutex_unlock(&p->lock);
 }
 
+void leap__job_set_child(struct leap_job *j, struct leap_job *child)
+{
+	pthread_mutex_lock(&j->lock);
+	j->child = child;
+	pthread_mutex_unlock(&j->lock);
+}
+
 void leap__job_add(struct leap_job *j, uint64_t total, uint64_t failed, int error)
 {
 	pthread_mutex_lock(&j->lock);
@@ -676,6 +684,17 @@ LEAP_API int leap_job_progress(struct leap_job *j, struct leap_progress *p)
 	p->stall_p99_ns = leap__hist_quantile(&j->stalls, 0.99);
 	p->stall_max_ns = j->stalls.max_ns;
 	p->stall_total_ns = j->stalls.sum_ns;
+	if (j->child) { /* a coordinator: count its child's progress so far (lock order:
+			   coordinator, then child) */
+		pthread_mutex_lock(&j->child->lock);
+		p->pages_moved += j->child->prog.pages_moved;
+		p->pages_failed += j->child->prog.pages_failed;
+		p->pages_done += j->child->prog.pages_moved + j->child->prog.pages_failed;
+		p->bytes_copied += j->child->prog.bytes_copied;
+		p->extents += j->child->prog.extents;
+		p->granularity = j->child->prog.granularity;
+		pthread_mutex_unlock(&j->child->lock);
+	}
 	if (p->state == LEAP_JOB_RUNNING)
 		p->elapsed_ns = leap__sys_now_ns() - j->t0;
 	pthread_mutex_unlock(&j->lock);

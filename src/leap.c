@@ -163,6 +163,35 @@ static void roll_back(struct plan *pl, size_t failed)
 		pl->done--;
 }
 
+/*
+ * Copy a step's current contents into the destination. Small pages are read through the
+ * region (mapped, populated). Huge pages are read through their pool's own mapping: the
+ * region's mapping of a THP was just write-protected, and userfaultfd protects file
+ * huge pages by dropping their huge entry, so reading through the region would fault in
+ * every 4 KiB page again (a third of the speed).
+ */
+static int copy_step(struct plan *pl, const struct step *s, uint64_t lo, uint64_t n)
+{
+	struct leap_region *r = pl->r;
+	if (r->kind == LEAP_PAGES_SMALL)
+		return leap__pool_copy_in(pl->dst, pl->win + lo, r->base + lo * LEAP_PG, n);
+	for (size_t i = s->first; i <= s->last; i++) {
+		const struct piece *p = &pl->pieces[i];
+		struct leap_pool *src = r->slot[p->slot];
+		uint64_t off = r->win[p->slot][p->bank] + p->lo;
+		for (uint64_t at = p->lo; at < p->hi;) {
+			uint64_t avail;
+			const char *a = leap__pool_addr(src, off + (at - p->lo), &avail);
+			uint64_t k = p->hi - at < avail ? p->hi - at : avail;
+			int rc = leap__pool_copy_in(pl->dst, pl->win + at, a, k);
+			if (rc)
+				return rc;
+			at += k;
+		}
+	}
+	return 0;
+}
+
 /* Copy and remap each step; on failure roll back. */
 static int move_steps(struct plan *pl)
 {
@@ -171,7 +200,7 @@ static int move_steps(struct plan *pl)
 		const struct step *s = &pl->steps[k];
 		uint64_t lo = pl->pieces[s->first].lo, n = pl->pieces[s->last].hi - lo;
 		uint64_t t0 = leap__sys_now_ns();
-		int rc = leap__pool_copy_in(pl->dst, pl->win + lo, r->base + lo * LEAP_PG, n);
+		int rc = copy_step(pl, s, lo, n);
 		uint64_t t1 = leap__sys_now_ns();
 		if (!rc)
 			rc = map_range(r, lo, n, pl->dst->fd, pl->win + lo);

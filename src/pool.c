@@ -409,6 +409,17 @@ int leap__pool_copy_in(struct leap_pool *p, uint64_t off, const void *src, uint6
 	return 0;
 }
 
+/* The pool's own mapping of page off, and in *avail the pages from there to the end of
+ * its chunk. The mapping is never write-protected and maps huge pages whole. */
+const char *leap__pool_addr(struct leap_pool *p, uint64_t off, uint64_t *avail)
+{
+	pthread_mutex_lock(&p->lock);
+	const char *a = chunk_addr(p, off);
+	pthread_mutex_unlock(&p->lock);
+	*avail = p->chunk_pages - off % p->chunk_pages;
+	return a;
+}
+
 LEAP_API int leap_pool_get(struct leap_ctx *ctx, int node, struct leap_pool **out)
 {
 	if (!ctx || !out)

@@ -143,7 +143,9 @@ struct leap_pool_options {
 	uint64_t cap_bytes;	/* most memory the pool may hold; 0: the file system's free
 				   space or the node's memory, whichever is smaller */
 	int pages;		/* enum leap_pages: LEAP_PAGES_SMALL or LEAP_PAGES_THP for a
-				   tmpfs file; a hugetlbfs file is always LEAP_PAGES_HUGETLB */
+				   tmpfs file (THP needs a mount with huge=advise, always or
+				   within_size: -EOPNOTSUPP otherwise); a hugetlbfs file is
+				   always LEAP_PAGES_HUGETLB */
 };
 
 /*

@@ -93,8 +93,6 @@ LEAP_API int leap_pool_open(struct leap_ctx *ctx, const char *path, int node,
 		return -EINVAL;
 	if (!leap__topo_valid_mem_node(ctx->topo, node))
 		return -ENODEV;
-	if (kind == LEAP_PAGES_THP && !leap__sys_shmem_thp_ok())
-		return -EOPNOTSUPP;
 	bool dax;
 	uint64_t fs_free;
 	int fd = leap__sys_open_pool_file(path, &kind, &dax, &fs_free);

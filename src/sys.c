@@ -91,6 +91,43 @@ bool leap__sys_shmem_thp_ok(void)
 	return eff[0] && strcmp(eff, "never") && strcmp(eff, "deny");
 }
 
+/*
+ * A tmpfs mount allocates huge pages by its own huge= option (default never), not by
+ * shmem_enabled (which governs memfds): the longest mount point of /proc/self/mounts
+ * holding dir must say huge=always, within_size or advise (or shmem_enabled force).
+ */
+static bool tmpfs_thp_ok(const char *dir)
+{
+	char top[32];
+	chosen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", top, sizeof(top));
+	if (!strcmp(top, "deny"))
+		return false;
+	if (!strcmp(top, "force"))
+		return true;
+	char real[4096];
+	if (!realpath(dir, real))
+		return false;
+	FILE *f = fopen("/proc/self/mounts", "r");
+	if (!f)
+		return false;
+	char line[4096], best_opts[1024] = "";
+	size_t best = 0;
+	while (fgets(line, sizeof(line), f)) {
+		char dev[256], mnt[2048], type[64], opts[1024];
+		if (sscanf(line, "%255s %2047s %63s %1023s", dev, mnt, type, opts) != 4)
+			continue;
+		size_t n = strlen(mnt);
+		bool under = !strncmp(real, mnt, n) && (real[n] == '/' || real[n] == 0 || n == 1);
+		if (under && n >= best) {
+			best = n;
+			snprintf(best_opts, sizeof(best_opts), "%s", !strcmp(type, "tmpfs") ? opts : "");
+		}
+	}
+	fclose(f);
+	return strstr(best_opts, "huge=always") || strstr(best_opts, "huge=within_size") ||
+	       strstr(best_opts, "huge=advise");
+}
+
 uint64_t leap__sys_free_hugepages(int node)
 {
 	char path[128], line[64];
@@ -129,8 +166,20 @@ int leap__sys_open_pool_file(const char *path, int *kind, bool *dax, uint64_t *f
 	if (!rc && (unsigned long)sf.f_type == HUGETLBFS_MAGIC) {
 		*kind = LEAP_PAGES_HUGETLB;
 	} else if (!rc && (unsigned long)sf.f_type == TMPFS_MAGIC) {
-		if (*kind == LEAP_PAGES_HUGETLB)
+		if (*kind == LEAP_PAGES_HUGETLB) {
 			rc = -EINVAL;
+		} else if (*kind == LEAP_PAGES_THP) {
+			char dir[4096];
+			snprintf(dir, sizeof(dir), "%s", path);
+			char *slash = strrchr(dir, '/');
+			if (!S_ISDIR(st.st_mode) && slash)
+				*slash = 0; /* the file's directory (st is the file now) */
+			struct stat ds;
+			if (stat(path, &ds) == 0 && S_ISDIR(ds.st_mode))
+				snprintf(dir, sizeof(dir), "%s", path);
+			if (!tmpfs_thp_ok(dir[0] ? dir : "/"))
+				rc = -EOPNOTSUPP;
+		}
 	} else if (!rc) {
 		struct statx sx;
 		if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &sx) == 0 &&

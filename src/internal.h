@@ -46,6 +46,7 @@ int leap__sys_memfd(const char *name, int kind);
 int leap__sys_map_pool(int fd, uint64_t pg_off, uint64_t npages, int node, int kind, bool bind,
 		       void **out);
 int leap__sys_populate_write(void *addr, uint64_t npages);
+void leap__sys_populate_read(void *addr, uint64_t npages);
 int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages, int node, int kind);
 int leap__sys_punch(int fd, uint64_t pg_off, uint64_t npages);
 int leap__sys_truncate(int fd, uint64_t npages);

@@ -287,6 +287,22 @@ static uint64_t commit(struct plan *pl)
 	return moved;
 }
 
+/*
+ * A THP cut by [a, b) (a split): write-protecting part of it dropped the huge page's
+ * whole entry, so its pages outside the range are no longer mapped, and would each take
+ * a fault on their next access. Map them again now, in one call per cut huge page.
+ */
+static void repopulate_cut(struct leap_region *r, uint64_t a, uint64_t b)
+{
+	uint64_t u = r->unit;
+	if (a % u)
+		leap__sys_populate_read(r->base + a / u * u * LEAP_PG, u);
+	if (b % u && (b - 1) / u != a / u)
+		leap__sys_populate_read(r->base + b / u * u * LEAP_PG, u);
+	else if (b % u && !(a % u))
+		leap__sys_populate_read(r->base + a / u * u * LEAP_PG, u);
+}
+
 int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, const struct leap__move *mv,
 		      struct leap__extent_out *out, struct leap__hist *stalls)
 {
@@ -337,6 +353,8 @@ int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, const struc
 		}
 	}
 	uint64_t moved = commit(&pl);
+	if (r->kind == LEAP_PAGES_THP && pl.nsteps)
+		repopulate_cut(r, a, b);
 	/* committed steps are a prefix: every planned page before the first uncommitted step
 	 * moved, none after it did */
 	out->fail_from = !rc ? b : pl.done < pl.nsteps ? pl.pieces[pl.steps[pl.done].first].lo : a;

@@ -244,7 +244,10 @@ struct leap_region {
 	struct leap__run *runs; /* sorted by pg, covering [0, npages) */
 	size_t nruns, runs_cap;
 	struct leap_pool **slot;	 /* [nslots]: the pool of each slot, NULL until used */
-	uint64_t (*win)[LEAP_BANKS_MAX]; /* [slot][bank] pool offset, UINT64_MAX if none */
+	/* [slot][bank] pool offset, UINT64_MAX if none; a slot's row is allocated when the
+	 * region first uses the slot (most regions use one or two of them) */
+	uint64_t **win;
+	uint64_t win_rows;
 	bool dying;			 /* destroy began: no new jobs */
 	struct leap_region_stats st;
 	struct leap__wp *wp;		 /* write protection, or NULL (LEAP_CTX_NO_WRITE_PROTECT) */

@@ -78,6 +78,13 @@ int leap__region_pool_slot(struct leap_region *r, struct leap_pool *pool)
 
 int leap__region_window(struct leap_region *r, int slot, int bank, uint64_t *off)
 {
+	if (!r->win[slot]) {
+		r->win[slot] = malloc(LEAP_BANKS_MAX * sizeof(**r->win));
+		if (!r->win[slot])
+			return -ENOMEM;
+		memset(r->win[slot], 0xff, LEAP_BANKS_MAX * sizeof(**r->win));
+		r->win_rows++;
+	}
 	if (r->win[slot][bank] == UINT64_MAX) {
 		struct leap_pool *p;
 		int rc = leap__region_slot_pool(r, slot, &p);
@@ -157,10 +164,13 @@ static void region_free(struct leap_region *r)
 		struct leap__run *x = &r->runs[i];
 		leap__pool_set_used(r->slot[x->slot], r->win[x->slot][x->bank] + x->pg, x->n, false);
 	}
-	for (int n = 0; r->win && n < r->nslots; n++)
-		for (int b = 0; b < LEAP_BANKS_MAX; b++)
+	for (int n = 0; r->win && n < r->nslots; n++) {
+		for (int b = 0; r->win[n] && b < LEAP_BANKS_MAX; b++)
 			if (r->win[n][b] != UINT64_MAX)
 				leap__pool_window_put(r->slot[n], r->win[n][b], r->npages);
+		if (r->win)
+			free(r->win[n]);
+	}
 	for (int n = 0; r->slot && n < r->nslots; n++)
 		if (r->slot[n])
 			leap__pool_unref(r->slot[n]); /* external pools only */
@@ -244,13 +254,12 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 	pthread_cond_init(&r->jobs_cond, NULL);
 	r->st.last_worker_cpu = -1;
 	r->st.last_worker_node = -1;
-	r->win = malloc((size_t)r->nslots * sizeof(*r->win));
+	r->win = calloc((size_t)r->nslots, sizeof(*r->win));
 	r->slot = calloc((size_t)r->nslots, sizeof(*r->slot));
 	if (!r->win || !r->slot) {
 		region_free(r);
 		return -ENOMEM;
 	}
-	memset(r->win, 0xff, (size_t)r->nslots * sizeof(*r->win));
 	void *base;
 	rc = leap__sys_reserve(length, LEAP_REGION_ALIGN, &base);
 	if (rc) {
@@ -361,7 +370,8 @@ LEAP_API int leap_region_stats(struct leap_region *r, struct leap_region_stats *
 	st->length = r->npages * LEAP_PG;
 	st->runs = r->nruns;
 	st->metadata_bytes = sizeof(*r) + r->runs_cap * sizeof(*r->runs) +
-			     (uint64_t)r->nslots * (sizeof(*r->win) + sizeof(*r->slot));
+			     (uint64_t)r->nslots * (sizeof(*r->win) + sizeof(*r->slot)) +
+			     r->win_rows * LEAP_BANKS_MAX * sizeof(**r->win);
 	st->pages = r->kind;
 	pthread_mutex_unlock(&r->lock);
 	return 0;

@@ -433,7 +433,9 @@ static void pl_sample(struct bench *b, const struct bench_method *m, struct pl_r
 	int rc = 0;
 	if (m->cold) {
 		struct leap_pool *pool;
-		if (leap_pool_get(b->ctx, c->to, &pool) == 0)
+		struct leap_region_stats rs = { .size = sizeof(rs) };
+		if (leap_region_stats(row->r, &rs) == 0 &&
+		    leap_pool_get_kind(b->ctx, c->to, rs.pages, &pool) == 0)
 			leap_pool_trim(pool);
 	}
 	struct stopwatch sw;
@@ -454,6 +456,12 @@ static void pl_sample(struct bench *b, const struct bench_method *m, struct pl_r
 	if (b->multi) {
 		uint64_t k = pages_not_on(p, len, PG4K, c->to);
 		s->left = k > s->left ? k : s->left;
+	}
+	/* pages left in the row's page size (a huge page is left if any part of it is) */
+	struct leap_region_stats rs = { .size = sizeof(rs) };
+	if (s->left && leap_region_stats(row->r, &rs) == 0 && rs.pages != LEAP_PAGES_SMALL)
+		s->left = (s->left + PG2M / PG4K - 1) / (PG2M / PG4K);
+	if (b->multi) {
 		/* back home, unmeasured, so every repetition moves the same way; the writers
 		 * have stopped, so the fastest way will do */
 		struct pl_row back = { .r = row->r, .flags = LEAP_NO_WRITERS,
@@ -664,6 +672,70 @@ static void nb_restore_and_die(int sig)
 	raise(sig);
 }
 
+/* --- shared-memory THP for page_leap's 2 MiB rows: switched to "advise" for the row if
+ * it is off and we may (root), and put back after, also on a signal, like balancing */
+static const char thp_path[] = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+static char thp_old[16]; /* the word to write back, "" when nothing to restore */
+
+static void thp_restore_and_die(int sig)
+{
+	if (thp_old[0]) {
+		int fd = open(thp_path, O_WRONLY);
+		if (fd >= 0) {
+			if (write(fd, thp_old, strlen(thp_old)) < 0) {
+				/* nothing more can be done here */
+			}
+			close(fd);
+		}
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static const int thp_sigs[] = { SIGINT, SIGTERM, SIGHUP };
+
+/* Allow shared-memory THP; true if it was switched (restore with thp_restore()). */
+static bool thp_allow(struct sigaction before[3])
+{
+	char line[128] = "";
+	FILE *f = fopen(thp_path, "r");
+	if (!f)
+		return false;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = 0;
+	fclose(f);
+	char *a = strchr(line, '['), *e = a ? strchr(a, ']') : NULL;
+	if (!a || !e || e - a - 1 >= (long)sizeof(thp_old))
+		return false;
+	memcpy(thp_old, a + 1, (size_t)(e - a - 1));
+	thp_old[e - a - 1] = 0;
+	struct sigaction sa = { .sa_handler = thp_restore_and_die };
+	for (int i = 0; i < 3; i++)
+		sigaction(thp_sigs[i], &sa, &before[i]);
+	f = fopen(thp_path, "w");
+	bool ok = f && fputs("advise", f) >= 0;
+	if (f && fclose(f) != 0)
+		ok = false;
+	if (!ok) {
+		thp_old[0] = 0;
+		for (int i = 0; i < 3; i++)
+			sigaction(thp_sigs[i], &before[i], NULL);
+	}
+	return ok;
+}
+
+static void thp_restore(struct sigaction before[3])
+{
+	FILE *f = fopen(thp_path, "w");
+	if (f) {
+		fputs(thp_old, f);
+		fclose(f);
+	}
+	thp_old[0] = 0;
+	for (int i = 0; i < 3; i++)
+		sigaction(thp_sigs[i], &before[i], NULL);
+}
+
 static void autonuma_sample(struct bench *b, size_t len, unsigned page_kib, struct sample *s)
 {
 	const struct bench_config *c = b->c;
@@ -731,8 +803,8 @@ static void set_status(struct bench_result *r, const char *fmt, const char *arg)
 static const char *cannot_run(struct bench *b, const struct bench_method *m, unsigned page_kib,
 			      unsigned nw)
 {
-	if (m->kind == BK_PAGE_LEAP && page_kib != 4)
-		return "needs huge-page pools (not supported yet)";
+	if (m->kind == BK_PAGE_LEAP && page_kib != 4 && m->gran && m->gran < PG2M)
+		return "n/a: huge pages move whole (steps of 2 MiB at least)";
 	if ((m->kind == BK_MOVE_PAGES || m->kind == BK_MBIND || m->kind == BK_AUTONUMA) && !b->multi)
 		return "needs 2 nodes";
 	if (m->kind == BK_AUTONUMA && nw)
@@ -779,10 +851,24 @@ static void run_row(struct bench *b, const struct bench_method *m, unsigned page
 
 	struct pl_row pl = { 0 };
 	char *bufs[2] = { 0 };
+	struct sigaction thp_before[3];
+	bool thp_switched = false;
 	if (m->kind == BK_PAGE_LEAP) {
-		int rc = leap_region_new(b->ctx, len, c->from, &pl.r);
+		/* 2 MiB pages: a THP region, like the kernel methods' THP-backed memory */
+		struct leap_place all = { 0, len, c->from };
+		struct leap_region_options ro = { .size = sizeof(ro),
+						  .pages = pgsz == PG2M ? LEAP_PAGES_THP
+									: LEAP_PAGES_SMALL };
+		int rc = leap_region_new_ex(b->ctx, len, &all, 1, &ro, &pl.r);
+		if (rc == -EOPNOTSUPP && pgsz == PG2M && (thp_switched = thp_allow(thp_before)))
+			rc = leap_region_new_ex(b->ctx, len, &all, 1, &ro, &pl.r);
 		if (rc) {
-			set_status(r, "cannot create the region: %s", leap_strerror(rc));
+			if (thp_switched)
+				thp_restore(thp_before);
+			set_status(r, "cannot create the region: %s",
+				   rc == -EOPNOTSUPP && pgsz == PG2M
+					   ? "shared-memory THP is off (needs root to allow it)"
+					   : leap_strerror(rc));
 			return;
 		}
 		memset(leap_region_addr(pl.r), 0x5a, len);
@@ -843,9 +929,14 @@ static void run_row(struct bench *b, const struct bench_method *m, unsigned page
 		/* the pools keep the pages for reuse: give them back, the next row needs room */
 		for (int node = 0; node <= numa_max_node(); node++) {
 			struct leap_pool *pool;
-			if (numa_node_size64(node, NULL) > 0 && leap_pool_get(b->ctx, node, &pool) == 0)
+			if (numa_node_size64(node, NULL) > 0 &&
+			    leap_pool_get_kind(b->ctx, node, pgsz == PG2M ? LEAP_PAGES_THP
+									  : LEAP_PAGES_SMALL,
+					       &pool) == 0)
 				leap_pool_trim(pool);
 		}
+		if (thp_switched)
+			thp_restore(thp_before);
 	}
 	for (int i = 0; i < 2; i++)
 		if (bufs[i])

@@ -118,6 +118,10 @@ struct leap_pool_stats {
 	int pages;		     /* enum leap_pages */
 	int external;		     /* 1 for a pool opened by leap_pool_open() */
 	uint64_t page_bytes;	     /* 4096 or LEAP_HUGE_PAGE_SIZE */
+	/* the pool's file is handed out to regions in windows (one per region and slot);
+	 * these count the ranges of it no window holds (where new windows go) */
+	uint64_t free_space_extents;
+	uint64_t largest_free_space_bytes;
 };
 
 /*
@@ -204,8 +208,10 @@ struct leap_region_options {
 				    LEAP_HUGE_PAGE_SIZE. Every pool the region uses holds
 				    this kind of page. */
 	struct leap_pool *pool;	 /* optional: place the whole region in this pool (e.g. an
-				    external one) instead of on place[]'s nodes; the pool's
-				    kind must be pages */
+				    external one) instead of on place[]'s nodes; pages is
+				    then the pool's kind (0 takes it, another is -EINVAL).
+				    A DAX pool needs LEAP_CTX_NO_WRITE_PROTECT (userfaultfd
+				    cannot write-protect DAX mappings): -EOPNOTSUPP */
 };
 
 /*
@@ -247,8 +253,9 @@ struct leap_region_stats {
 	uint64_t write_faults;	/* writers that waited for an extent, over the region's life */
 	uint64_t stall_max_ns;	/* the longest such wait */
 	int pages;		/* enum leap_pages */
-	uint64_t huge_splits;	/* huge pages page_leap() moved in part (split) */
-	uint64_t huge_whole;	/* huge pages moved whole although the range cut them */
+	uint64_t huge_splits;	/* THP cut by page_leap() ranges and split (counted when
+				   the job starts) */
+	uint64_t huge_whole;	/* THP cut by page_leap() ranges and taken whole (idem) */
 };
 
 /* Snapshot of the region's counters. MT-Safe. */

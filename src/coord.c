@@ -7,10 +7,12 @@
  * extent at most, cancel leaves every page whole, counters exact), and a job of the
  * user's on the same range simply makes the coordinator wait its turn (-EBUSY: retry).
  *
- * Regions: the coordinator pins the regions that exist when it starts (region->pins,
- * under ctx->lock); leap_region_destroy() waits for the pin after cancelling the
- * region's jobs, and a region being destroyed takes no new job (-ENODEV), so the walk
- * never touches a freed region and never delays a destroy by more than one extent.
+ * Regions: the coordinator pins the regions that exist when it starts (a pin set,
+ * internal.h) and releases each as soon as it is done with it. leap_region_destroy()
+ * drops its region from the set unless the coordinator is working on it; then it cancels
+ * the region's jobs (the coordinator's child among them) and waits for the release,
+ * which follows within one extent. A region being destroyed takes no new job (-ENODEV),
+ * so the walk never touches a freed region.
  *
  * Threads: the coordinator's own; the regions' and jobs' locks as everywhere else.
  */
@@ -27,21 +29,38 @@ struct coord {
 	bool protect;
 	bool has_opts;
 	struct leap_job_options opts;
-	struct leap_region **regions; /* pinned */
-	size_t nregions;
+	struct leap__pinset set; /* the regions to walk, pinned */
+	bool listed;		 /* set is on ctx->pinsets */
 };
+
+void leap__pins_drop(struct leap_ctx *ctx, struct leap_region *r)
+{
+	for (struct leap__pinset *s = ctx->pinsets; s; s = s->next)
+		for (size_t i = 0; i < s->n; i++)
+			if (s->r[i] == r && s->busy != r) {
+				s->r[i] = NULL;
+				r->pins--;
+			}
+}
 
 static void coord_free(struct coord *c)
 {
-	pthread_mutex_lock(&c->ctx->lock);
-	for (size_t i = 0; i < c->nregions; i++)
-		c->regions[i]->pins--;
-	pthread_cond_broadcast(&c->ctx->pins_cond);
-	pthread_mutex_unlock(&c->ctx->lock);
+	struct leap_ctx *ctx = c->ctx;
+	pthread_mutex_lock(&ctx->lock);
+	for (size_t i = 0; i < c->set.n; i++)
+		if (c->set.r[i])
+			c->set.r[i]->pins--;
+	for (struct leap__pinset **pp = &ctx->pinsets; c->listed && *pp; pp = &(*pp)->next)
+		if (*pp == &c->set) {
+			*pp = c->set.next;
+			break;
+		}
+	pthread_cond_broadcast(&ctx->pins_cond);
+	pthread_mutex_unlock(&ctx->lock);
 	if (c->pool)
 		leap__pool_unref(c->pool);
-	leap__ctx_unref(c->ctx);
-	free(c->regions);
+	leap__ctx_unref(ctx);
+	free(c->set.r);
 	free(c);
 }
 
@@ -52,14 +71,42 @@ static int pin_all(struct coord *c)
 	size_t n = 0;
 	for (struct leap_region *r = c->ctx->regions; r; r = r->ctx_next)
 		n++;
-	c->regions = calloc(n ? n : 1, sizeof(*c->regions));
-	if (c->regions)
+	c->set.r = calloc(n ? n : 1, sizeof(*c->set.r));
+	if (c->set.r) {
 		for (struct leap_region *r = c->ctx->regions; r; r = r->ctx_next) {
 			r->pins++;
-			c->regions[c->nregions++] = r;
+			c->set.r[c->set.n++] = r;
 		}
+		c->set.next = c->ctx->pinsets;
+		c->ctx->pinsets = &c->set;
+		c->listed = true;
+	}
 	pthread_mutex_unlock(&c->ctx->lock);
-	return c->regions ? 0 : -ENOMEM;
+	return c->set.r ? 0 : -ENOMEM;
+}
+
+/* Region i of the walk, marked busy (its destroy then waits for us), or NULL if it was
+ * destroyed meanwhile. Finish with done(). */
+static struct leap_region *use(struct coord *c, size_t i)
+{
+	pthread_mutex_lock(&c->ctx->lock);
+	struct leap_region *r = c->set.r[i];
+	c->set.busy = r;
+	pthread_mutex_unlock(&c->ctx->lock);
+	return r;
+}
+
+/* Not busy with region i any more; release its pin too when the walk is past it. */
+static void done(struct coord *c, size_t i, bool release)
+{
+	pthread_mutex_lock(&c->ctx->lock);
+	c->set.busy = NULL;
+	if (release && c->set.r[i]) {
+		c->set.r[i]->pins--;
+		c->set.r[i] = NULL;
+	}
+	pthread_cond_broadcast(&c->ctx->pins_cond);
+	pthread_mutex_unlock(&c->ctx->lock);
 }
 
 static void sleep_ms(long ms)
@@ -192,11 +239,19 @@ static void evacuate_fn(struct leap_job *j)
 {
 	struct coord *c = leap__job_arg(j);
 	uint64_t total = 0;
-	for (size_t i = 0; i < c->nregions; i++)
-		total += pages_on(c->regions[i], c->node);
+	for (size_t i = 0; i < c->set.n; i++) {
+		struct leap_region *r = use(c, i);
+		if (r)
+			total += pages_on(r, c->node);
+		done(c, i, false);
+	}
 	leap__job_add(j, total, 0, 0);
-	for (size_t i = 0; i < c->nregions && !leap__job_cancelled(j); i++)
-		evacuate_region(j, c, c->regions[i]);
+	for (size_t i = 0; i < c->set.n && !leap__job_cancelled(j); i++) {
+		struct leap_region *r = use(c, i);
+		if (r)
+			evacuate_region(j, c, r);
+		done(c, i, true);
+	}
 	coord_free(c);
 }
 
@@ -276,11 +331,26 @@ static int slot_of(struct leap_region *r, struct leap_pool *p)
 	return -1;
 }
 
+static void compact_region(struct leap_job *j, struct coord *c, struct leap_region *r);
+
 static void compact_fn(struct leap_job *j)
 {
 	struct coord *c = leap__job_arg(j);
-	for (size_t i = 0; i < c->nregions && !leap__job_cancelled(j); i++) {
-		struct leap_region *r = c->regions[i];
+	for (size_t i = 0; i < c->set.n && !leap__job_cancelled(j); i++) {
+		struct leap_region *r = use(c, i);
+		if (r)
+			compact_region(j, c, r);
+		done(c, i, true);
+	}
+	coord_free(c);
+}
+
+/* Gather r's pages in the pool in the bank holding most of them, then give back the
+ * windows of the banks it left: the pages stranded there (free, but usable only by r at
+ * those offsets) return to the kernel and the offset space to the pool in one piece. */
+static void compact_region(struct leap_job *j, struct coord *c, struct leap_region *r)
+{
+	{
 		uint64_t in_bank[LEAP_BANKS_MAX] = { 0 }, all = 0;
 		leap__region_lock(r);
 		int s = r->dying ? -1 : slot_of(r, c->pool);
@@ -290,25 +360,27 @@ static void compact_fn(struct leap_job *j)
 				all += r->runs[k].n;
 			}
 		pthread_mutex_unlock(&r->lock);
-		if (s < 0 || !all)
-			continue;
+		if (s < 0)
+			return;
 		/* the bank holding most of the region's pages stays; the others join it */
 		int main_bank = 0;
 		for (int b = 1; b < LEAP_BANKS_MAX; b++)
 			if (in_bank[b] > in_bank[main_bank])
 				main_bank = b;
 		uint64_t minority = all - in_bank[main_bank];
-		if (!minority)
-			continue;
-		leap__job_add(j, minority, 0, 0);
-		struct leap__move mv = { .target = s, .bank = main_bank, .protect = c->protect };
-		int rc = run_child(j, c, r, 0, r->npages, &mv);
-		if (rc == -ECANCELED)
-			break;
-		if (rc && rc != -ENODEV)
-			leap__job_add(j, 0, minority, rc);
+		if (minority) {
+			leap__job_add(j, minority, 0, 0);
+			struct leap__move mv = { .target = s, .bank = main_bank,
+						 .protect = c->protect };
+			int rc = run_child(j, c, r, 0, r->npages, &mv);
+			if (rc && rc != -ENODEV && rc != -ECANCELED)
+				leap__job_add(j, 0, minority, rc);
+		}
+		leap__region_lock(r);
+		if (!r->dying)
+			leap__region_release_unused(r, s);
+		pthread_mutex_unlock(&r->lock);
 	}
-	coord_free(c);
 }
 
 LEAP_API int leap_pool_compact(struct leap_pool *pool, unsigned flags,

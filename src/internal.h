@@ -206,7 +206,19 @@ struct leap_ctx {
 	 * leap_region_destroy() waiting until no evacuation or compaction pins its region */
 	struct leap_region *regions;
 	pthread_cond_t pins_cond;
+	struct leap__pinset *pinsets; /* under lock: evacuations and compactions running */
 };
+/* The regions an evacuation or compaction walks (coord.c), each pinned (region->pins)
+ * until the walk is done with it. A region being destroyed is dropped from the sets at
+ * once unless it is the one being worked on (busy): then its destroy waits for that. */
+struct leap__pinset {
+	struct leap_region **r; /* NULL where released */
+	size_t n;
+	struct leap_region *busy;
+	struct leap__pinset *next;
+};
+/* Drop r from every pin set where it is not busy. pre: ctx->lock held */
+void leap__pins_drop(struct leap_ctx *ctx, struct leap_region *r);
 /* The instance's write protection, opened on first use; -EOPNOTSUPP if unavailable. */
 int leap__ctx_wp(struct leap_ctx *ctx, struct leap__wp **out);
 int leap__ctx_pool(struct leap_ctx *ctx, int node, int kind, struct leap_pool **out);
@@ -273,6 +285,9 @@ static inline int leap__slot_node(const struct leap_region *r, int slot)
 }
 /* Index of the run holding page pg. pre: pg < npages, lock held. */
 size_t leap__region_find_run(const struct leap_region *r, uint64_t pg);
+/* Give back the windows of slot that no run uses any more (their pages return to the
+ * kernel, their offset space to the pool). pre: lock held */
+void leap__region_release_unused(struct leap_region *r, int slot);
 /* Make [pg, pg+n) one run on (node, bank) and merge with equal neighbours. */
 int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int node, int bank);
 

@@ -172,10 +172,11 @@ static uint64_t adapt(const struct leap_job *j, uint64_t g, uint32_t faults, uin
 		else if (!(t2 = last_ns(j, 2 * g)) || ns * 10 > t2 * 6)
 			g *= 2; /* fixed cost dominates here: twice the pages for < 1.67x the wait */
 	}
-	if (g < j->gmin)
-		g = j->gmin;
 	if (g > j->gmax)
 		g = j->gmax;
+	g = g / j->unit * j->unit; /* whole huge pages, whatever the bounds */
+	if (g < j->gmin)
+		g = j->gmin;
 	return g;
 }
 
@@ -613,6 +614,8 @@ void leap__job_set_child(struct leap_job *j, struct leap_job *child)
 {
 	pthread_mutex_lock(&j->lock);
 	j->child = child;
+	if (child && atomic_load(&j->cancel)) /* cancelled while the child was submitted */
+		atomic_store(&child->cancel, true);
 	pthread_mutex_unlock(&j->lock);
 }
 
@@ -706,6 +709,11 @@ LEAP_API int leap_job_cancel(struct leap_job *j)
 	if (!j)
 		return -EINVAL;
 	atomic_store(&j->cancel, true);
+	/* a coordinator's child stops after its extent in hand too, not at the next poll */
+	pthread_mutex_lock(&j->lock);
+	if (j->child)
+		atomic_store(&j->child->cancel, true);
+	pthread_mutex_unlock(&j->lock);
 	return 0;
 }
 
@@ -714,7 +722,7 @@ LEAP_API void leap_job_destroy(struct leap_job **job)
 	if (!job || !*job)
 		return;
 	struct leap_job *j = *job;
-	atomic_store(&j->cancel, true);
+	leap_job_cancel(j);
 	leap_job_wait(j, -1);
 	job_unref(j);
 	*job = NULL;

@@ -482,6 +482,14 @@ LEAP_API int leap_pool_stats(struct leap_pool *p, struct leap_pool_stats *st)
 	st->pages = p->kind;
 	st->external = p->external;
 	st->page_bytes = p->unit * LEAP_PG;
+	/* offset space not held by windows: the free intervals, and the space past the end
+	 * up to the limit is not counted (it always exists) */
+	uint64_t big = 0;
+	for (size_t i = 0; i < p->space_free.n; i++)
+		if (p->space_free.v[i].hi - p->space_free.v[i].lo > big)
+			big = p->space_free.v[i].hi - p->space_free.v[i].lo;
+	st->free_space_extents = p->space_free.n;
+	st->largest_free_space_bytes = big * LEAP_PG;
 	pthread_mutex_unlock(&p->lock);
 	return 0;
 }

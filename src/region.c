@@ -62,6 +62,8 @@ int leap__region_pool_slot(struct leap_region *r, struct leap_pool *pool)
 		return -EINVAL;
 	if (!pool->external)
 		return pool->node; /* a node's own pool of the region's kind */
+	if (pool->dax && r->wp)
+		return -EOPNOTSUPP; /* userfaultfd cannot write-protect DAX mappings */
 	int count = r->ctx->topo->count, free_slot = -1;
 	for (int s = count; s < r->nslots; s++) {
 		if (r->slot[s] == pool)
@@ -95,6 +97,21 @@ int leap__region_window(struct leap_region *r, int slot, int bank, uint64_t *off
 	}
 	*off = r->win[slot][bank];
 	return 0;
+}
+
+void leap__region_release_unused(struct leap_region *r, int slot)
+{
+	if (!r->win[slot])
+		return;
+	uint64_t used = 0;
+	for (size_t i = 0; i < r->nruns; i++)
+		if (r->runs[i].slot == slot)
+			used |= UINT64_C(1) << r->runs[i].bank;
+	for (int b = 0; b < LEAP_BANKS_MAX; b++)
+		if (r->win[slot][b] != UINT64_MAX && !(used & (UINT64_C(1) << b))) {
+			leap__pool_window_put(r->slot[slot], r->win[slot][b], r->npages);
+			r->win[slot][b] = UINT64_MAX;
+		}
 }
 
 static int same_place(const struct leap__run *a, const struct leap__run *b)
@@ -238,8 +255,8 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 	int rc = pool ? 0 : check_placement(ctx, length, place, nplace, unit);
 	if (rc)
 		return rc;
-	if (kind == LEAP_PAGES_THP && !leap__sys_shmem_thp_ok())
-		return -EOPNOTSUPP;
+	if (kind == LEAP_PAGES_THP && !pool && !leap__sys_shmem_thp_ok())
+		return -EOPNOTSUPP; /* a THP file pool has its mount's consent (leap_pool_open) */
 	struct leap_region *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -329,7 +346,8 @@ LEAP_API void leap_region_destroy(struct leap_region **region)
 			*pp = r->ctx_next;
 			break;
 		}
-	while (r->pins)
+	leap__pins_drop(ctx, r); /* walks that have not reached r yet skip it */
+	while (r->pins) /* one that is working on r: its job was cancelled above */
 		pthread_cond_wait(&ctx->pins_cond, &ctx->lock);
 	pthread_mutex_unlock(&ctx->lock);
 	region_free(r);

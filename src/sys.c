@@ -148,12 +148,17 @@ int leap__sys_open_pool_file(const char *path, int *kind, bool *dax, uint64_t *f
 {
 	struct stat st;
 	int fd;
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+	bool created = false;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
 		fd = open(path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+	} else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
 		return -EOPNOTSUPP; /* device DAX and other devices: not supported yet */
-	else
-		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	} else {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		created = fd >= 0;
+		if (fd < 0 && errno == EEXIST)
+			fd = open(path, O_RDWR | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return -errno;
 	struct statfs sf;
@@ -191,6 +196,8 @@ int leap__sys_open_pool_file(const char *path, int *kind, bool *dax, uint64_t *f
 	}
 	if (rc) {
 		close(fd);
+		if (created) /* refused: leave no trace of the call */
+			unlink(path);
 		return rc;
 	}
 	*fs_free = (uint64_t)sf.f_bavail * (uint64_t)sf.f_bsize;

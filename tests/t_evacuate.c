@@ -1,0 +1,434 @@
+/*
+ * Node evacuation (leap_node_evacuate): every page of every region moves off a node, to
+ * the nearest nodes with room, while writers keep writing.
+ *   One memory node: there is nowhere to go. The job fails with -ENOMEM, every page on
+ *   the node is counted as failed, none moved, every page whole and still on the node;
+ *   the synchronous form says the same. A region destroyed while that runs is safe.
+ *   Two or more: three regions (one on the evacuated node, one split across it and
+ *   another node, one elsewhere) and two writers over all of them; the evacuated node is
+ *   node 2 on 4+ nodes, else the last node with memory that is not the first. Afterwards
+ *   no page is on it (kernel and library), pages elsewhere did not move, every moved page
+ *   is on a node at the least distance from it, the counts are exact (result = progress
+ *   moved = pages that were there), no write lost, every byte intact, its pool unused.
+ *   A region destroyed while an evacuation runs: the destroy returns, the job ends.
+ * Bad arguments: -ENODEV for a node that does not exist, -EINVAL for NULL and bad flags.
+ */
+#include "util.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+static struct leap_ctx *ctx;
+static const struct leap_topo *topo;
+static int nodes[64], nn;
+static int destroy_ok = 1;
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static struct leap_progress prog(struct leap_job *j)
+{
+	struct leap_progress p = { .size = sizeof(p) };
+	OK(leap_job_progress(j, &p));
+	return p;
+}
+
+static struct leap_region_stats rstats(struct leap_region *r)
+{
+	struct leap_region_stats s = { .size = sizeof(s) };
+	OK(leap_region_stats(r, &s));
+	return s;
+}
+
+/* Where each page of r is per the kernel; the library must agree on every page. */
+static int *placement(struct leap_region *r, const char *what)
+{
+	char *p = leap_region_addr(r);
+	size_t np = leap_region_length(r) / PG;
+	int *kn = malloc(np * sizeof(int));
+	CHECK(kn != NULL, "out of memory");
+	kernel_nodes(p, np, kn);
+	for (size_t k = 0; k < np; k++)
+		CHECK(kn[k] == leap_node_of(r, p + k * PG), "%s: page %zu: kernel %d, library %d", what,
+		      k, kn[k], leap_node_of(r, p + k * PG));
+	return kn;
+}
+
+/* Wait for an evacuation, polling: progress never goes back. The last snapshot. */
+static struct leap_progress poll_until_done(struct leap_job *j, int *polls)
+{
+	struct leap_progress last = { 0 }, pr;
+	*polls = 0;
+	for (;;) {
+		pr = prog(j);
+		(*polls)++;
+		CHECK(pr.pages_moved >= last.pages_moved && pr.pages_done >= last.pages_done &&
+			      pr.pages_failed >= last.pages_failed,
+		      "progress went back: moved %" PRIu64 " -> %" PRIu64 ", done %" PRIu64
+		      " -> %" PRIu64 ", failed %" PRIu64 " -> %" PRIu64,
+		      last.pages_moved, pr.pages_moved, last.pages_done, pr.pages_done,
+		      last.pages_failed, pr.pages_failed);
+		CHECK(pr.pages_total == 0 || pr.pages_done <= pr.pages_total,
+		      "progress: %" PRIu64 " done of %" PRIu64, pr.pages_done, pr.pages_total);
+		last = pr;
+		if (pr.state >= LEAP_JOB_DONE)
+			return pr;
+		usleep(1000);
+	}
+}
+
+/* Writers, as in t_stress: writer w increments the word at byte 64 + 8w of random pages
+ * of the regions (only it writes that word) and counts per page. */
+#define NWRITERS 2
+#define NREG 3
+struct writer {
+	int id;
+	char *p[NREG];
+	size_t np[NREG];
+	uint32_t *shadow[NREG];
+	uint64_t count;
+	pthread_t th;
+};
+static atomic_int stop_writers;
+
+static volatile uint64_t *counter(char *p, size_t page, int id)
+{
+	return (volatile uint64_t *)(p + page * PG + 64 + 8 * (size_t)id);
+}
+
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	uint64_t s = 0xabcdefull + (uint64_t)w->id * 104729;
+	while (!atomic_load_explicit(&stop_writers, memory_order_relaxed)) {
+		uint64_t x = rnd(&s);
+		int i = (int)(x % NREG);
+		size_t k = (x >> 8) % w->np[i];
+		volatile uint64_t *c = counter(w->p[i], k, w->id);
+		*c = *c + 1;
+		w->shadow[i][k]++;
+		w->count++;
+	}
+	return NULL;
+}
+
+static void check_writers(struct writer *w)
+{
+	for (int n = 0; n < NWRITERS; n++) {
+		uint64_t sum = 0;
+		for (int i = 0; i < NREG; i++)
+			for (size_t k = 0; k < w[n].np[i]; k++) {
+				uint64_t v = *counter(w[n].p[i], k, n);
+				CHECK(v == w[n].shadow[i][k],
+				      "writer %d region %d page %zu: counter %" PRIu64
+				      ", %u increments (lost writes)",
+				      n, i, k, v, w[n].shadow[i][k]);
+				sum += v;
+			}
+		CHECK(sum == w[n].count, "writer %d: counters sum to %" PRIu64 ", %" PRIu64 " writes",
+		      n, sum, w[n].count);
+	}
+}
+
+static uint64_t pool_used(int node)
+{
+	struct leap_pool *pool;
+	OK(leap_pool_get(ctx, node, &pool));
+	struct leap_pool_stats st = { .size = sizeof(st) };
+	OK(leap_pool_stats(pool, &st));
+	return st.used_bytes;
+}
+
+/* ---------------------------------------------------------------- one node */
+
+static void one_node(void)
+{
+	int node = nodes[0];
+	const size_t len = 16 << 20, np = len / PG;
+	struct leap_region *a, *b;
+	OK(leap_region_new(ctx, len, node, &a));
+	OK(leap_region_new(ctx, len / 2, node, &b));
+	char *pa = leap_region_addr(a), *pb = leap_region_addr(b);
+	fill_pages(pa, np, 1);
+	fill_pages(pb, np / 2, 2);
+
+	struct leap_job *j;
+	double t0 = now();
+	OK(leap_node_evacuate(ctx, node, 0, NULL, &j));
+	int polls;
+	struct leap_progress pr = poll_until_done(j, &polls);
+	int64_t res = leap_job_wait(j, -1);
+	double dt = now() - t0;
+	pr = prog(j);
+	CHECK(res == -ENOMEM, "evacuating the only node: result %" PRId64 " (%s)", res,
+	      leap_strerror((int)res));
+	CHECK(pr.state == LEAP_JOB_FAILED && pr.error == -ENOMEM, "state %d error %d", pr.state,
+	      pr.error);
+	CHECK(pr.pages_total == np + np / 2 && pr.pages_failed == np + np / 2 &&
+		      pr.pages_moved == 0 && pr.pages_done == pr.pages_total && pr.bytes_copied == 0,
+	      "progress: total %" PRIu64 " failed %" PRIu64 " moved %" PRIu64 " done %" PRIu64
+	      ", want %zu failed",
+	      pr.pages_total, pr.pages_failed, pr.pages_moved, pr.pages_done, np + np / 2);
+	leap_job_destroy(&j);
+	check_pages(pa, np, 1, "after the failed evacuation");
+	check_pages(pb, np / 2, 2, "after the failed evacuation");
+	expect_kernel_node(pa, np, node, "after the failed evacuation");
+	expect_kernel_node(pb, np / 2, node, "after the failed evacuation");
+	for (size_t k = 0; k < np; k++)
+		CHECK(leap_node_of(a, pa + k * PG) == node, "node_of page %zu", k);
+	CHECK(rstats(a).runs == 1 && rstats(a).pages_moved == 0 && count_maps(pa, pa + len) == 1,
+	      "the failed evacuation changed the region");
+	CHECK(pool_used(node) == len + len / 2, "pool accounting changed");
+
+	/* synchronous, and without writers: the same */
+	ERR(leap_node_evacuate(ctx, node, 0, NULL, NULL), ENOMEM);
+	ERR(leap_node_evacuate(ctx, node, LEAP_NO_WRITERS, NULL, NULL), ENOMEM);
+	check_pages(pa, np, 1, "after the synchronous evacuation");
+	expect_kernel_node(pa, np, node, "after the synchronous evacuation");
+
+	/* a region destroyed while the evacuation runs */
+	OK(leap_node_evacuate(ctx, node, 0, NULL, &j));
+	leap_region_destroy(&b);
+	CHECK(b == NULL, "destroy did not clear the handle");
+	res = leap_job_wait(j, -1);
+	pr = prog(j);
+	CHECK(res == -ENOMEM || res == 0, "evacuation with a region destroyed: %" PRId64, res);
+	CHECK(pr.pages_moved == 0 && pr.state >= LEAP_JOB_DONE, "moved %" PRIu64 ", state %d",
+	      pr.pages_moved, pr.state);
+	leap_job_destroy(&j);
+	check_pages(pa, np, 1, "after the destroy");
+	CHECK(pool_used(node) == len, "pool used %" PRIu64 " after destroying a region",
+	      pool_used(node));
+	say("measured one node: evacuating node %d failed with -ENOMEM as it must, %zu pages "
+	    "counted failed, none moved, in %.3f s",
+	    node, np + np / 2, dt);
+	leap_region_destroy(&a);
+}
+
+/* ---------------------------------------------------------------- several nodes */
+
+/* The least distance from victim to another node with memory. */
+static int min_distance(int victim)
+{
+	int best = -1;
+	for (int i = 0; i < nn; i++) {
+		if (nodes[i] == victim)
+			continue;
+		int d = (int)OK(leap_topo_distance(topo, victim, nodes[i]));
+		if (best < 0 || d < best)
+			best = d;
+	}
+	return best;
+}
+
+static void several_nodes(void)
+{
+	int victim = -1;
+	for (int i = 0; i < nn; i++)
+		if (nodes[i] == 2 && nn >= 4)
+			victim = 2;
+	if (victim < 0)
+		for (int i = nn - 1; i >= 0 && victim < 0; i--)
+			if (nodes[i] != 0)
+				victim = nodes[i];
+	if (victim < 0)
+		victim = nodes[nn - 1];
+	int other = nodes[0] != victim ? nodes[0] : nodes[1]; /* a node with memory, not victim */
+	int dmin = min_distance(victim);
+
+	/* region 0 on victim; region 1 alternates 1 MiB between victim and other; region 2 on
+	 * other */
+	const size_t len = 16 << 20, np = len / PG, cut = 1 << 20;
+	struct leap_region *r[NREG];
+	char *p[NREG];
+	OK(leap_region_new(ctx, len, victim, &r[0]));
+	struct leap_place pl[16];
+	for (size_t i = 0; i < len / cut; i++)
+		pl[i] = (struct leap_place){ i * cut, cut, i % 2 ? other : victim };
+	OK(leap_region_new_placed(ctx, len, pl, len / cut, &r[1]));
+	OK(leap_region_new(ctx, len, other, &r[2]));
+	int *before[NREG];
+	size_t on_victim = 0;
+	for (int i = 0; i < NREG; i++) {
+		p[i] = leap_region_addr(r[i]);
+		fill_pages(p[i], np, 10 + (uint64_t)i);
+		before[i] = placement(r[i], "before");
+		for (size_t k = 0; k < np; k++)
+			on_victim += before[i][k] == victim;
+	}
+	CHECK(on_victim == np + np / 2, "%zu pages on node %d before", on_victim, victim);
+
+	struct writer w[NWRITERS];
+	atomic_store(&stop_writers, 0);
+	for (int n = 0; n < NWRITERS; n++) {
+		w[n] = (struct writer){ .id = n };
+		for (int i = 0; i < NREG; i++) {
+			w[n].p[i] = p[i];
+			w[n].np[i] = np;
+			w[n].shadow[i] = calloc(np, sizeof(uint32_t));
+			CHECK(w[n].shadow[i] != NULL, "out of memory");
+		}
+		pthread_create(&w[n].th, NULL, writer_main, &w[n]);
+	}
+	usleep(20000);
+	double t0 = now();
+	struct leap_job *j;
+	OK(leap_node_evacuate(ctx, victim, 0, NULL, &j));
+	int polls;
+	struct leap_progress pr = poll_until_done(j, &polls);
+	int64_t res = leap_job_wait(j, -1);
+	double dt = now() - t0;
+	pr = prog(j);
+	usleep(10000);
+	atomic_store(&stop_writers, 1);
+	uint64_t writes = 0;
+	for (int n = 0; n < NWRITERS; n++) {
+		pthread_join(w[n].th, NULL);
+		writes += w[n].count;
+	}
+	CHECK(res == (int64_t)on_victim, "evacuation result %" PRId64 " (%s), %zu pages were there",
+	      res, res < 0 ? leap_strerror((int)res) : "pages", on_victim);
+	CHECK(pr.state == LEAP_JOB_DONE && pr.error == 0, "state %d error %d", pr.state, pr.error);
+	CHECK(pr.pages_total == on_victim && pr.pages_moved == on_victim &&
+		      pr.pages_done == on_victim && pr.pages_failed == 0 &&
+		      pr.bytes_copied == on_victim * PG,
+	      "progress: total %" PRIu64 " moved %" PRIu64 " done %" PRIu64 " failed %" PRIu64
+	      ", %zu pages were there",
+	      pr.pages_total, pr.pages_moved, pr.pages_done, pr.pages_failed, on_victim);
+
+	int per_node[64] = { 0 };
+	for (int i = 0; i < NREG; i++) {
+		int *after = placement(r[i], "after the evacuation");
+		for (size_t k = 0; k < np; k++) {
+			CHECK(after[k] != victim, "region %d page %zu is still on node %d", i, k, victim);
+			CHECK(after[k] >= 0 && after[k] < 64, "region %d page %zu: node %d", i, k,
+			      after[k]);
+			if (before[i][k] != victim) {
+				CHECK(after[k] == before[i][k],
+				      "region %d page %zu moved from node %d to %d although it was "
+				      "not on node %d",
+				      i, k, before[i][k], after[k], victim);
+				continue;
+			}
+			per_node[after[k]]++;
+			int d = (int)OK(leap_topo_distance(topo, victim, after[k]));
+			CHECK(d == dmin,
+			      "region %d page %zu went to node %d at distance %d from node %d; the "
+			      "nearest node with memory is at %d",
+			      i, k, after[k], d, victim, dmin);
+		}
+		free(after);
+		free(before[i]);
+		check_pages(p[i], np, 10 + (uint64_t)i, "after the evacuation");
+	}
+	check_writers(w);
+	CHECK(pool_used(victim) == 0, "node %d's pool still has %" PRIu64 " bytes in use", victim,
+	      pool_used(victim));
+	char where[256] = "";
+	for (int n = 0, o = 0; n < 64; n++)
+		if (per_node[n])
+			o += snprintf(where + o, sizeof(where) - (size_t)o,
+				      "%s%d pages to node %d (distance %d)", o ? ", " : "", per_node[n],
+				      n, (int)OK(leap_topo_distance(topo, victim, n)));
+	say("measured evacuation of node %d (%d memory nodes) under %d writers (%" PRIu64
+	    " writes, %" PRIu64 " waits): %" PRIu64 " pages moved (%s) in %.3f s, %" PRIu64
+	    " extents, %d polls%s",
+	    victim, nn, NWRITERS, writes, pr.write_faults, pr.pages_moved, where, dt, pr.extents,
+	    polls, nn > 1 ? "; emulated NUMA where this runs in a QEMU guest: not hardware timings" : "");
+
+	/* nothing left: an evacuation moves nothing */
+	CHECK(OK(leap_node_evacuate(ctx, victim, 0, NULL, NULL)) == 0, "second evacuation moved pages");
+
+	/* a region destroyed while an evacuation runs: small steps so it is still running */
+	for (int i = 0; i < NREG; i++)
+		leap_region_destroy(&r[i]);
+	struct leap_region *d1, *d2;
+	OK(leap_region_new(ctx, len, victim, &d1));
+	OK(leap_region_new(ctx, len, victim, &d2));
+	fill_pages(leap_region_addr(d2), np, 20);
+	struct leap_job_options small = { .size = sizeof(small), .granularity_min = 16 * PG,
+					  .granularity_max = 16 * PG };
+	OK(leap_node_evacuate(ctx, victim, 0, &small, &j));
+	while (prog(j).pages_done == 0 && prog(j).state < LEAP_JOB_DONE)
+		usleep(100);
+	struct leap_progress at_destroy = prog(j);
+	t0 = now();
+	leap_region_destroy(&d1);
+	double t_destroy = now() - t0;
+	struct leap_progress after_destroy = prog(j);
+	CHECK(d1 == NULL, "destroy did not clear the handle");
+	res = leap_job_wait(j, -1);
+	pr = prog(j);
+	/* pages moved while the destroy ran: a destroy that waits for one extent of its region
+	 * (coord.c) sees a few, one that waits for the whole evacuation sees the other
+	 * region's pages move. Checked last. */
+	uint64_t during = after_destroy.pages_moved - at_destroy.pages_moved;
+	destroy_ok = during * 2 < np - at_destroy.pages_moved;
+	CHECK(res >= 0 && (uint64_t)res == pr.pages_moved && pr.pages_failed == 0,
+	      "evacuation with a region destroyed: result %" PRId64 ", moved %" PRIu64
+	      ", failed %" PRIu64,
+	      res, pr.pages_moved, pr.pages_failed);
+	CHECK(pr.state == LEAP_JOB_DONE, "state %d", pr.state);
+	leap_job_destroy(&j);
+	int *after = placement(d2, "the region that was not destroyed");
+	for (size_t k = 0; k < np; k++)
+		CHECK(after[k] != victim, "page %zu of the surviving region still on node %d", k,
+		      victim);
+	free(after);
+	check_pages(leap_region_addr(d2), np, 20, "the region that was not destroyed");
+	leap_region_destroy(&d2);
+	CHECK(pool_used(victim) == 0, "node %d's pool still in use", victim);
+	say("measured destroy during an evacuation: the destroy took %.3f s, %" PRIu64
+	    " pages moved meanwhile; the job moved %" PRIu64 " of %" PRIu64 " pages",
+	    t_destroy, during, pr.pages_moved, pr.pages_total);
+	if (!destroy_ok)
+		fprintf(stderr, "t_evacuate: leap_region_destroy() took %.3f s: it waited for the "
+				"evacuation of the other region (%" PRIu64 " pages moved meanwhile), "
+				"not for one extent\n",
+			t_destroy, during);
+	for (int n = 0; n < NWRITERS; n++)
+		for (int i = 0; i < NREG; i++)
+			free(w[n].shadow[i]);
+}
+
+int main(void)
+{
+	t_name = "t_evacuate";
+	OK(leap_ctx_new(NULL, &ctx));
+	topo = leap_ctx_topo(ctx);
+	nn = mem_nodes(topo, nodes, 64);
+	CHECK(nn >= 1, "no node with memory");
+
+	/* bad arguments */
+	struct leap_job *j = NULL;
+	ERR(leap_node_evacuate(NULL, nodes[0], 0, NULL, &j), EINVAL);
+	ERR(leap_node_evacuate(ctx, 99, 0, NULL, &j), ENODEV);
+	ERR(leap_node_evacuate(ctx, -1, 0, NULL, &j), ENODEV);
+	ERR(leap_node_evacuate(ctx, 99, 0, NULL, NULL), ENODEV);
+	ERR(leap_node_evacuate(ctx, nodes[0], 0x100, NULL, &j), EINVAL);
+	ERR(leap_node_evacuate(ctx, nodes[0], LEAP_RELOCATE, NULL, &j), EINVAL);
+	ERR(leap_node_evacuate(ctx, nodes[0], LEAP_HUGE_SPLIT, NULL, NULL), EINVAL);
+	struct leap_job_options bad = { .size = 1 };
+	ERR(leap_node_evacuate(ctx, nodes[0], 0, &bad, &j), EINVAL);
+	for (int n = 0; n < leap_topo_node_count(topo); n++) {
+		struct leap_node_info ni = { .size = sizeof(ni) };
+		if (leap_topo_node(topo, n, &ni) == 0 && ni.online && !ni.has_memory)
+			ERR(leap_node_evacuate(ctx, n, 0, NULL, &j), ENODEV);
+	}
+	CHECK(j == NULL, "a rejected evacuation handed out a job");
+	/* no region: nothing to do */
+	CHECK(OK(leap_node_evacuate(ctx, nodes[0], 0, NULL, NULL)) == 0, "empty: pages moved");
+
+	if (nn == 1)
+		one_node();
+	else
+		several_nodes();
+	leap_ctx_destroy(&ctx);
+	CHECK(destroy_ok, "a destroy waited for a whole evacuation (see above)");
+	return 0;
+}

@@ -255,6 +255,8 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 	int rc = pool ? 0 : check_placement(ctx, length, place, nplace, unit);
 	if (rc)
 		return rc;
+	if (pool && pool->dax && !(ctx->flags & LEAP_CTX_NO_WRITE_PROTECT))
+		return -EOPNOTSUPP; /* userfaultfd cannot write-protect DAX mappings */
 	if (kind == LEAP_PAGES_THP && !pool && !leap__sys_shmem_thp_ok())
 		return -EOPNOTSUPP; /* a THP file pool has its mount's consent (leap_pool_open) */
 	struct leap_region *r = calloc(1, sizeof(*r));

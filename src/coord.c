@@ -137,8 +137,7 @@ static int run_child(struct leap_job *j, struct coord *c, struct leap_region *r,
 	while (leap_job_wait(child, 20 * 1000000LL) == -ETIMEDOUT)
 		if (leap__job_cancelled(j))
 			leap_job_cancel(child);
-	leap__job_set_child(j, NULL);
-	leap__job_absorb(j, child);
+	leap__job_absorb(j, child); /* also takes it off j's progress */
 	leap_job_destroy(&child);
 	return 0;
 }

@@ -338,7 +338,7 @@ void *leap__job_arg(struct leap_job *j);
 bool leap__job_cancelled(struct leap_job *j);
 /* The child a coordinating job waits for now (NULL: none), shown in its progress. */
 void leap__job_set_child(struct leap_job *j, struct leap_job *child);
-/* Fold a finished child's counters into a coordinating job's progress. */
+/* Fold a finished child's counters (and stop showing it as in flight) into a coordinating job's progress. */
 void leap__job_absorb(struct leap_job *parent, struct leap_job *child);
 /* Add to a coordinating job's totals (pages found to do, pages failed without a child). */
 void leap__job_add(struct leap_job *j, uint64_t total, uint64_t failed, int error);

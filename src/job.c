@@ -588,6 +588,10 @@ void leap__job_absorb(struct leap_job *p, struct leap_job *c)
 	struct leap__hist h = c->stalls;
 	pthread_mutex_unlock(&c->lock);
 	pthread_mutex_lock(&p->lock);
+	/* the child leaves the progress and its counters join it in one step: a snapshot in
+	 * between must not see them in neither place (progress never goes back) */
+	if (p->child == c)
+		p->child = NULL;
 	struct leap_progress *pr = &p->prog;
 	pr->pages_moved += cp.pages_moved;
 	pr->pages_failed += cp.pages_failed;

@@ -226,6 +226,87 @@ static int min_distance(int victim)
 	return best;
 }
 
+/*
+ * The nearest node fills: its pool is capped at 4 MiB more than it uses. The first 4 MiB
+ * go there, the rest spills to the next nearest node; with no other node (two nodes) the
+ * rest fails with -ENOMEM and stays whole on the evacuated node, and a second evacuation
+ * after the cap is lifted moves it.
+ */
+static void spill(int victim, int dmin)
+{
+	int n1 = -1, n2 = -1, d2 = -1;
+	for (int i = 0; i < nn; i++) {
+		int n = nodes[i], d = (int)OK(leap_topo_distance(topo, victim, n));
+		if (n == victim)
+			continue;
+		if (n1 < 0 && d == dmin)
+			n1 = n; /* the nearest, lowest id first */
+	}
+	for (int i = 0; i < nn; i++) {
+		int n = nodes[i], d = (int)OK(leap_topo_distance(topo, victim, n));
+		if (n != victim && n != n1 && (d2 < 0 || d < d2)) {
+			n2 = n;
+			d2 = d;
+		}
+	}
+	const size_t len = 16 << 20, np = len / PG, room = 1024;
+	struct leap_region *r;
+	OK(leap_region_new(ctx, len, victim, &r));
+	char *p = leap_region_addr(r);
+	fill_pages(p, np, 30);
+	struct leap_pool *pool;
+	OK(leap_pool_get(ctx, n1, &pool));
+	struct leap_pool_stats st = { .size = sizeof(st) };
+	OK(leap_pool_stats(pool, &st));
+	OK(leap_pool_set_cap(pool, st.used_bytes + room * PG));
+	struct leap_job *j;
+	OK(leap_node_evacuate(ctx, victim, 0, NULL, &j));
+	int polls;
+	struct leap_progress pr = poll_until_done(j, &polls);
+	int64_t res = leap_job_wait(j, -1);
+	pr = prog(j);
+	leap_job_destroy(&j);
+	int *after = placement(r, "after the spill");
+	size_t on[3] = { 0 }; /* n1, n2, victim */
+	for (size_t k = 0; k < np; k++) {
+		int want = k < room ? n1 : n2 >= 0 ? n2 : victim;
+		CHECK(after[k] == want, "spill: page %zu on node %d, want %d", k, after[k], want);
+		on[after[k] == n1 ? 0 : after[k] == n2 ? 1 : 2]++;
+	}
+	free(after);
+	check_pages(p, np, 30, "after the spill");
+	if (n2 >= 0) {
+		CHECK(res == (int64_t)np && pr.pages_moved == np && pr.pages_failed == 0 &&
+			      pr.pages_total == np && pr.state == LEAP_JOB_DONE,
+		      "spill: result %" PRId64 ", moved %" PRIu64 " failed %" PRIu64 " state %d", res,
+		      pr.pages_moved, pr.pages_failed, pr.state);
+	} else {
+		CHECK(res == -ENOMEM && pr.state == LEAP_JOB_FAILED && pr.pages_moved == room &&
+			      pr.pages_failed == np - room && pr.pages_total == np &&
+			      pr.pages_done == np,
+		      "no room: result %" PRId64 ", moved %" PRIu64 " failed %" PRIu64
+		      " done %" PRIu64 " state %d",
+		      res, pr.pages_moved, pr.pages_failed, pr.pages_done, pr.state);
+	}
+	OK(leap_pool_set_cap(pool, st.cap_bytes));
+	if (n2 < 0) {
+		CHECK(OK(leap_node_evacuate(ctx, victim, 0, NULL, NULL)) == (int)(np - room),
+		      "the rest after the cap was lifted");
+		expect_kernel_node(p, np, n1, "after the cap was lifted");
+		check_pages(p, np, 30, "after the cap was lifted");
+	}
+	CHECK(pool_used(victim) == 0, "node %d's pool still in use after the spill", victim);
+	if (n2 >= 0)
+		say("measured spill: node %d capped at %zu more pages: %zu pages there, %zu spilled "
+		    "to the next nearest node %d (distance %d)",
+		    n1, room, on[0], on[1], n2, d2);
+	else
+		say("measured spill: node %d capped at %zu more pages: %zu pages there, %zu failed "
+		    "with -ENOMEM and stayed whole on node %d, moved after the cap was lifted",
+		    n1, room, on[0], on[2], victim);
+	leap_region_destroy(&r);
+}
+
 static void several_nodes(void)
 {
 	int victim = -1;
@@ -344,9 +425,11 @@ static void several_nodes(void)
 	/* nothing left: an evacuation moves nothing */
 	CHECK(OK(leap_node_evacuate(ctx, victim, 0, NULL, NULL)) == 0, "second evacuation moved pages");
 
-	/* a region destroyed while an evacuation runs: small steps so it is still running */
 	for (int i = 0; i < NREG; i++)
 		leap_region_destroy(&r[i]);
+	spill(victim, dmin);
+
+	/* a region destroyed while an evacuation runs: small steps so it is still running */
 	struct leap_region *d1, *d2;
 	OK(leap_region_new(ctx, len, victim, &d1));
 	OK(leap_region_new(ctx, len, victim, &d2));

@@ -217,8 +217,28 @@ static int move_steps(struct plan *pl)
 }
 
 /*
+ * (Un)protect [lo, lo+n) of the region within one kernel mapping per call: kernels before
+ * 6.5 refuse a range over several (-ENOENT). A run of small or THP pages is one mapping;
+ * hugetlb mappings never merge (the kernel marks them VM_DONTEXPAND), so a hugetlb run is
+ * one mapping per extent that mapped it: protect it huge page by huge page (one call per
+ * 2 MiB, next to a 2 MiB copy).
+ */
+static int wp_range(struct leap_region *r, uint64_t lo, uint64_t n, bool on)
+{
+	uint64_t step = r->kind == LEAP_PAGES_HUGETLB ? r->unit : n;
+	for (uint64_t at = lo; at < lo + n; at += step) {
+		uint64_t k = lo + n - at < step ? lo + n - at : step;
+		int rc = leap__wp_set(r->wp, r->base + at * LEAP_PG, k, on);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/*
  * Write-protect the moving pieces of the extent, piece by piece: a piece lies in one
- * kernel mapping, and kernels before 6.5 protect only within one mapping per call.
+ * kernel mapping (but see wp_range), and kernels before 6.5 protect only within one
+ * mapping per call.
  * Pieces that stay (already on the target) are not protected: their writers never wait.
  */
 static int protect_moving(struct plan *pl)
@@ -228,7 +248,7 @@ static int protect_moving(struct plan *pl)
 		const struct piece *p = &pl->pieces[i];
 		if (!p->move)
 			continue;
-		int rc = leap__wp_set(r->wp, r->base + p->lo * LEAP_PG, p->hi - p->lo, true);
+		int rc = wp_range(r, p->lo, p->hi - p->lo, true);
 		if (rc)
 			return rc;
 	}
@@ -251,7 +271,7 @@ static void unprotect_left(struct plan *pl)
 		const struct piece *p = &pl->pieces[i];
 		if (!p->move)
 			continue;
-		if (leap__wp_set(r->wp, r->base + p->lo * LEAP_PG, p->hi - p->lo, false) != 0)
+		if (wp_range(r, p->lo, p->hi - p->lo, false) != 0)
 			map_range(r, p->lo, p->hi - p->lo, r->slot[p->slot]->fd,
 				  r->win[p->slot][p->bank] + p->lo);
 	}

@@ -154,6 +154,22 @@ static void test_hugetlb(struct leap_ctx *ctx, const int *nodes, int nn)
 	expect_kernel_node(p, np, nodes[0], "hugetlb relocation");
 	CHECK(rstats(r).runs == 1, "runs %" PRIu64, rstats(r).runs);
 
+	/* hugetlb mappings never merge (VM_DONTEXPAND): one per extent that mapped them. A
+	 * run then spans several mappings; before Linux 6.5 write protection works within one
+	 * mapping per call. Moves in 2 MiB steps, then 4 MiB steps across those mappings. */
+	struct leap_job_options f2 = { .size = sizeof(f2), .granularity_min = HUGE,
+				       .granularity_max = HUGE };
+	struct leap_job_options f4 = { .size = sizeof(f4), .granularity_min = 2 * HUGE,
+				       .granularity_max = 2 * HUGE };
+	CHECK(OK(page_leap_opts(r, p, len, nodes[0], LEAP_RELOCATE, &f2, NULL)) == (int)np, "2 MiB");
+	CHECK(count_maps(p, p + len) == (int)(len / HUGE), "%d mappings after 2 MiB steps",
+	      count_maps(p, p + len));
+	CHECK(OK(page_leap_opts(r, p, len, nodes[0], LEAP_RELOCATE, &f4, NULL)) == (int)np,
+	      "4 MiB steps over 2 MiB mappings");
+	check_pages(p, np, 7, "hugetlb steps across mappings");
+	CHECK(count_maps(p, p + len) <= (int)(len / HUGE), "%d mappings: more than one per huge page",
+	      count_maps(p, p + len));
+
 	/* writers, every node and back */
 	move_with_writers(r, nodes[0], LEAP_RELOCATE, "hugetlb relocation with writers");
 	for (int i = 1; i < nn; i++)

@@ -1232,16 +1232,19 @@ int cmd_bench(int argc, char **argv)
 					uint64_t t0 = now_ns();
 					double guess = last_mib[k][pi] ? last_s[k][pi] * mib / last_mib[k][pi]
 									: 0;
+					/* the most basic reason first: a size that does not fit would not
+					 * fit on hardware of this size either */
+					bool fits = (uint64_t)mib * 5 / 2 <= room;
 					const char *out = scaled_out(&b, m, c.page_kib[pi], nw);
-					if (out || (uint64_t)mib * 5 / 2 > room || guess > c.max_move_s) {
+					if (!fits || out || guess > c.max_move_s) {
 						*r = (struct bench_result){ .m = m, .page_kib = c.page_kib[pi],
 							.size_mib = mib, .writers = nw };
-						if (out)
-							set_status(r, "%s", out);
-						else if ((uint64_t)mib * 5 / 2 > room)
+						if (!fits)
 							snprintf(r->status, sizeof(r->status),
 								 "skipped: %u MiB free on a node, needs 2.5x the size",
 								 room);
+						else if (out)
+							set_status(r, "%s", out);
 						else
 							snprintf(r->status, sizeof(r->status),
 								 "skipped: ~%.0f s per move (%.1f s at %u MiB)",

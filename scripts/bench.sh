@@ -23,8 +23,8 @@ for topo in ${LEAP_BENCH_GUESTS:-2node}; do
 	d="$out/$topo"
 	mkdir -p "$d"
 	log="$d/console.log"
-	# the full run takes tens of minutes under emulation (every method, 0/1/2 writers,
-	# 5 repetitions): give the guest an hour instead of run.sh's 25 minutes
+	# the full run is scaled down under emulation (pageleap bench --help) and took 8-10
+	# minutes a guest on a 2-core host; the hour leaves room for a slower or busier host
 	timeout=1500
 	[ "$mode" = --full ] && timeout=3600
 	# --row-log: one line per row with its time, kept in console.log (not printed), so a

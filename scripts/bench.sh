@@ -23,14 +23,19 @@ for topo in ${LEAP_BENCH_GUESTS:-2node}; do
 	d="$out/$topo"
 	mkdir -p "$d"
 	log="$d/console.log"
-	# the full run takes tens of minutes under emulation (every method, 0/1/2 writers,
-	# 5 repetitions): give the guest an hour instead of run.sh's 25 minutes
+	# the full run is scaled down under emulation (pageleap bench --help) and took 8-10
+	# minutes a guest on a 2-core host; the hour leaves room for a slower or busier host
 	timeout=1500
 	[ "$mode" = --full ] && timeout=3600
-	LEAP_VM_TIMEOUT=${LEAP_VM_TIMEOUT:-$timeout} LEAP_BENCH_ARGS="$mode" \
+	# --row-log: one line per row with its time, kept in console.log (not printed), so a
+	# guest that runs out of time still shows how far it got and where the time went
+	start=$(date +%s)
+	LEAP_VM_TIMEOUT=${LEAP_VM_TIMEOUT:-$timeout} LEAP_BENCH_ARGS="$mode --row-log" \
 		bash "$here/vm/run.sh" "$b" "$topo" bench > "$log" || rc=1
-	# the console, less the data blocks (kept as files)
-	awk '/^=== begin /{skip=1} !skip{print} /^=== end /{skip=0}' "$log"
+	secs=$(( $(date +%s) - start ))
+	# the console, less the data blocks (kept as files) and the row log
+	awk '/^=== begin /{skip=1} !skip && !/^bench: row /{print} /^=== end /{skip=0}' "$log"
+	echo "=== guest $topo: $mode took $((secs / 60)) min $((secs % 60)) s (boot included)"
 	for f in bench.json bench.csv; do
 		awk -v f="$f" '$0 == "=== begin " f {on=1; next} $0 == "=== end " f {on=0} on' "$log" > "$d/$f"
 		[ -s "$d/$f" ] || { echo "bench.sh: the $topo guest returned no $f" >&2; rc=1; }

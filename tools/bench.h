@@ -80,10 +80,18 @@ struct bench_config {
 	double max_move_s;		/* a method slower than this per move skips larger sizes */
 	double row_budget_s;		/* a row stops after this much measured time */
 	bool method_on[64];
-	bool json, csv, progress;
+	/* --full under emulation: scaled down to finish in the guests (see bench_scaled) */
+	bool scaled;
+	unsigned char scaled_out[64];	/* per method: SCALED_* rows not run, and say why */
+	bool json, csv, progress, row_log;
 	const char *plot_dir;
 	const char *save_json, *save_csv; /* also written there */
 };
+
+/* What the emulated full run leaves out of a method (bench_config.scaled_out). */
+#define SCALED_METHOD 1u	/* every row: the method is not run */
+#define SCALED_WRITERS 2u	/* its rows with writers */
+#define SCALED_REASON "skipped under emulation; run on hardware"
 
 /* What bench_out needs to know of the machine. */
 struct bench_machine {

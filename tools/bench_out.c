@@ -172,6 +172,10 @@ void bench_print_table(FILE *f, const struct bench_config *c, const struct bench
 	if (mc->emulated)
 		fprintf(f, "* EMULATED NUMA (QEMU software emulation): times are not hardware times; "
 			   "compare ratios only\n");
+	if (c->scaled)
+		fprintf(f, "full run scaled down for emulation: %u moves after %u warm-up, a row stops "
+			   "after %.0f s; rows left out say \"%s\"\n",
+			c->reps, c->warmup, c->row_budget_s, SCALED_REASON);
 	fprintf(f, "\n%-16s %5s %5s %2s %9s %14s %9s %6s %6s %7s %7s %-20s %7s %7s\n", "method",
 		"page", "MiB", "wr", "GB/s", "min..max", "kpages/s", "left", "lost", "cpu s",
 		"stalls", "p50/p99/max us", "x mvpg", "x memcpy");
@@ -272,8 +276,10 @@ void bench_print_json(FILE *f, const struct bench_config *c, const struct bench_
 	jstr(f, mc->emulated ? "emulated NUMA (QEMU software emulation): not hardware timings"
 			     : "measured on this machine");
 	fprintf(f, "},\"config\":{\"quick\":%s,\"from\":%d,\"to\":%d,\"reps\":%u,\"warmup\":%u,"
-		   "\"stall_threshold_us\":%u,\"sizes_mib\":[",
-		c->quick ? "true" : "false", c->from, c->to, c->reps, c->warmup, BENCH_STALL_NS / 1000);
+		   "\"stall_threshold_us\":%u,\"row_budget_s\":%.6g,\"scaled_for_emulation\":%s,"
+		   "\"sizes_mib\":[",
+		c->quick ? "true" : "false", c->from, c->to, c->reps, c->warmup, BENCH_STALL_NS / 1000,
+		c->row_budget_s, c->scaled ? "true" : "false");
 	for (unsigned i = 0; i < c->nsizes; i++)
 		fprintf(f, "%s%u", i ? "," : "", c->sizes_mib[i]);
 	fprintf(f, "],\"writers\":[");

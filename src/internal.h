@@ -90,6 +90,10 @@ struct leap__wp {
 	pthread_t thread;
 	pthread_mutex_t lock;		   /* guards inflight and the extents' fault records */
 	struct leap__wp_extent *inflight;
+	/* protecting a huge-mapped shmem THP splits its entry into unpopulated ones; the
+	 * 6.1 guest lost writes there (t_huge). Kernels with UFFD_FEATURE_WP_UNPOPULATED
+	 * protect those too: THP moves with writers need it. */
+	bool thp_ok;
 };
 int leap__wp_new(struct leap__wp **out);
 void leap__wp_free(struct leap__wp *w);

@@ -91,6 +91,7 @@ int leap__wp_new(struct leap__wp **out)
 		free(w);
 		return -EOPNOTSUPP;
 	}
+	w->thp_ok = avail & UFFD_FEATURE_WP_UNPOPULATED;
 	pthread_mutex_init(&w->lock, NULL);
 	int rc = -pthread_create(&w->thread, NULL, listener_main, w);
 	if (rc) {

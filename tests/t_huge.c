@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <time.h>
 
 #define HUGE ((size_t)LEAP_HUGE_PAGE_SIZE)
@@ -200,6 +201,21 @@ static void test_hugetlb(struct leap_ctx *ctx, const int *nodes, int nn)
 	say("hugetlb: relocation, %d node(s), writers exact, cancel whole", nn);
 }
 
+static unsigned thp_nw; /* LEAP_NO_WRITERS where the kernel cannot protect THP */
+
+/* THP moves: with writers, or without where the kernel needs LEAP_NO_WRITERS */
+static void thp_move(struct leap_region *r, int node, unsigned flags, const char *what)
+{
+	if (!thp_nw) {
+		move_with_writers(r, node, flags, what);
+		return;
+	}
+	char *p = leap_region_addr(r);
+	size_t len = leap_region_length(r);
+	CHECK(OK(page_leap(r, p, len, node, flags | thp_nw, NULL)) == (int)(len / PG), "%s", what);
+	expect_kernel_node(p, len / PG, node, what);
+}
+
 static void test_thp(struct leap_ctx *ctx, const int *nodes, int nn)
 {
 	const size_t len = 32u << 20, np = len / PG;
@@ -212,19 +228,34 @@ static void test_thp(struct leap_ctx *ctx, const int *nodes, int nn)
 	CHECK(hp_write(HP_THP_PATH, "advise") == 0, "cannot set shmem_enabled");
 	r = new_region(ctx, len, nodes[0], LEAP_PAGES_THP);
 	char *p = leap_region_addr(r);
+	/* kernels before UFFD_FEATURE_WP_UNPOPULATED (6.4-6.6) lose writes to a THP while it
+	 * is protected (seen on 6.1): THP moves there need LEAP_NO_WRITERS, and say so */
+	int probe = page_leap(r, p, HUGE, nodes[0], LEAP_RELOCATE, NULL);
+	if (probe == -EOPNOTSUPP) {
+		struct utsname u;
+		int maj = 0, min = 0;
+		CHECK(uname(&u) == 0 && sscanf(u.release, "%d.%d", &maj, &min) == 2 &&
+			      (maj < 6 || (maj == 6 && min < 7)),
+		      "THP moves refused with writers on Linux %s", u.release);
+		thp_nw = LEAP_NO_WRITERS;
+		say("THP: Linux %s lacks UFFD_FEATURE_WP_UNPOPULATED: THP moves need "
+		    "LEAP_NO_WRITERS there (-EOPNOTSUPP checked); no writer runs", u.release);
+	} else {
+		CHECK(probe == 512, "probe move: %d", probe);
+	}
 	uint64_t pmd = smaps_kb(p, p + len, "ShmemPmdMapped");
 	CHECK(pmd == len / 1024, "THP region: %" PRIu64 " of %zu kB mapped huge", pmd, len / 1024);
 	fill_pages(p, np, 9);
-	OK(page_leap(r, p, len, nodes[0], LEAP_RELOCATE, NULL));
+	OK(page_leap(r, p, len, nodes[0], LEAP_RELOCATE | thp_nw, NULL));
 	check_pages(p, np, 9, "THP relocation");
 	pmd = smaps_kb(p, p + len, "ShmemPmdMapped");
 	CHECK(pmd == len / 1024, "after relocation: %" PRIu64 " of %zu kB mapped huge", pmd,
 	      len / 1024);
-	move_with_writers(r, nodes[0], LEAP_RELOCATE, "THP relocation with writers");
+	thp_move(r, nodes[0], LEAP_RELOCATE, "THP relocation with writers");
 	for (int i = 1; i < nn; i++)
-		move_with_writers(r, nodes[i], 0, "THP move with writers");
+		thp_move(r, nodes[i], 0, "THP move with writers");
 	if (nn > 1)
-		move_with_writers(r, nodes[0], 0, "THP move back with writers");
+		thp_move(r, nodes[0], 0, "THP move back with writers");
 	pmd = smaps_kb(p, p + len, "ShmemPmdMapped");
 	CHECK(pmd == len / 1024, "after moves: %" PRIu64 " of %zu kB mapped huge", pmd, len / 1024);
 
@@ -234,7 +265,7 @@ static void test_thp(struct leap_ctx *ctx, const int *nodes, int nn)
 	    EINVAL);
 	struct leap_region_stats s0 = rstats(r);
 	/* 1 page of huge page 3: below the rule's 64 pages, split */
-	CHECK(OK(page_leap(r, p + 3 * HUGE + PG, PG, nodes[0], LEAP_RELOCATE, NULL)) == 1,
+	CHECK(OK(page_leap(r, p + 3 * HUGE + PG, PG, nodes[0], LEAP_RELOCATE | thp_nw, NULL)) == 1,
 	      "split move of 1 page");
 	struct leap_region_stats s1 = rstats(r);
 	CHECK(s1.huge_splits == s0.huge_splits + 1, "splits %" PRIu64, s1.huge_splits);
@@ -243,7 +274,7 @@ static void test_thp(struct leap_ctx *ctx, const int *nodes, int nn)
 	/* 100 pages of huge page 5: whole (rule) */
 	int st[100];
 	struct leap_job_options so = { .size = sizeof(so), .status = st };
-	CHECK(OK(page_leap_opts(r, p + 5 * HUGE + 8 * PG, 100 * PG, nodes[0], LEAP_RELOCATE, &so,
+	CHECK(OK(page_leap_opts(r, p + 5 * HUGE + 8 * PG, 100 * PG, nodes[0], LEAP_RELOCATE | thp_nw, &so,
 				NULL)) == 512,
 	      "whole move of 100 pages");
 	for (int i = 0; i < 100; i++)
@@ -251,25 +282,25 @@ static void test_thp(struct leap_ctx *ctx, const int *nodes, int nn)
 	struct leap_region_stats s2 = rstats(r);
 	CHECK(s2.huge_whole == s1.huge_whole + 1, "whole %" PRIu64, s2.huge_whole);
 	/* the flags override the rule both ways */
-	CHECK(OK(page_leap(r, p + 7 * HUGE, PG, nodes[0], LEAP_RELOCATE | LEAP_HUGE_WHOLE, NULL)) ==
+	CHECK(OK(page_leap(r, p + 7 * HUGE, PG, nodes[0], LEAP_RELOCATE | LEAP_HUGE_WHOLE | thp_nw, NULL)) ==
 		      512,
 	      "forced whole");
 	CHECK(OK(page_leap(r, p + 9 * HUGE + 10 * PG, 300 * PG, nodes[0],
-			   LEAP_RELOCATE | LEAP_HUGE_SPLIT, NULL)) == 300,
+			   LEAP_RELOCATE | LEAP_HUGE_SPLIT | thp_nw, NULL)) == 300,
 	      "forced split");
 	/* a range over three huge pages cut at both ends: head split (2 pages), tail whole */
 	CHECK(OK(page_leap(r, p + 12 * HUGE - 2 * PG, HUGE + 2 * PG + 200 * PG, nodes[0],
-			   LEAP_RELOCATE, NULL)) == 2 + 512 + 512,
+			   LEAP_RELOCATE | thp_nw, NULL)) == 2 + 512 + 512,
 	      "head split + tail whole");
 	check_pages(p, np, 10, "THP partial moves");
 	pmd = smaps_kb(p, p + len, "ShmemPmdMapped");
 	CHECK(pmd == (len - 3 * HUGE) / 1024, "after partial moves: %" PRIu64 " kB mapped huge "
 	      "(want all but the 3 split huge pages)", pmd);
 	if (nn > 1) { /* a split across nodes: the kernel sees each part where it went */
-		OK(page_leap(r, p + HUGE, 10 * PG, nodes[1], LEAP_HUGE_SPLIT, NULL));
+		OK(page_leap(r, p + HUGE, 10 * PG, nodes[1], LEAP_HUGE_SPLIT | thp_nw, NULL));
 		expect_kernel_node(p + HUGE, 10, nodes[1], "split part");
 		expect_kernel_node(p + HUGE + 10 * PG, 502, nodes[0], "rest of the split huge page");
-		OK(page_leap(r, p + HUGE, 10 * PG, nodes[0], LEAP_HUGE_SPLIT, NULL));
+		OK(page_leap(r, p + HUGE, 10 * PG, nodes[0], LEAP_HUGE_SPLIT | thp_nw, NULL));
 	}
 	check_pages(p, np, 10, "THP partial moves");
 	leap_region_destroy(&r);
@@ -291,7 +322,7 @@ static void throughput(struct leap_ctx *ctx, int node)
 		double best = 1e9;
 		for (int rep = 0; rep < 4; rep++) { /* the first fills the pools: a warm-up */
 			double t0 = now();
-			OK(page_leap(r, p, len, node, LEAP_RELOCATE, NULL));
+			OK(page_leap(r, p, len, node, LEAP_RELOCATE | (k == 1 ? thp_nw : 0), NULL));
 			double t = now() - t0;
 			if (rep && t < best)
 				best = t;

@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "internal.h" /* leap__hist: the library's latency histogram, linked statically */
 #include "pageleap.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,12 +41,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
 
-#define PG4K ((size_t)4096)
-#define PG2M ((size_t)2 << 20)
 
 const struct bench_method bench_methods[] = {
 	{ "page_leap", "page_leap(), adaptive granularity, warm pool", BK_PAGE_LEAP, 0, false, 0, true },
@@ -96,13 +92,6 @@ static const char bench_usage[] =
 
 /* ------------------------------------------------------------------ small helpers */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static double clock_s(clockid_t id)
 {
 	struct timespec ts;
@@ -123,62 +112,12 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* Under QEMU's software emulation (TCG) every timing is emulated: say so in the output.
- * TCG answers the hypervisor CPUID leaf with "TCGTCGTCGTCG"; LEAP_EMULATED overrides. */
-static bool emulated(void)
-{
-	const char *e = getenv("LEAP_EMULATED");
-	if (e && *e)
-		return *e == '1' || *e == 'y';
-#if defined(__x86_64__) || defined(__i386__)
-	unsigned a, b, c, d;
-	__cpuid(1, a, b, c, d);
-	if (!(c & (1u << 31)))
-		return false; /* no hypervisor */
-	__cpuid(0x40000000, a, b, c, d);
-	char sig[13];
-	memcpy(sig, &b, 4);
-	memcpy(sig + 4, &c, 4);
-	memcpy(sig + 8, &d, 4);
-	sig[12] = 0;
-	return !strcmp(sig, "TCGTCGTCGTCG");
-#else
-	return false;
-#endif
-}
-
 /* ------------------------------------------------------------------ memory */
 
-/* Anonymous memory of len bytes, 2 MiB aligned, not populated; huge asks for transparent
- * huge pages, otherwise they are refused so 4 KiB rows really are 4 KiB pages. node >= 0
- * binds it there (MPOL_BIND). NULL on failure. */
-static char *anon_map(size_t len, bool huge, int node)
-{
-	size_t span = len + PG2M;
-	char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (raw == MAP_FAILED)
-		return NULL;
-	char *p = (char *)(((uintptr_t)raw + PG2M - 1) & ~(uintptr_t)(PG2M - 1));
-	if (p > raw)
-		munmap(raw, (size_t)(p - raw));
-	if (p + len < raw + span)
-		munmap(p + len, (size_t)(raw + span - (p + len)));
-	madvise(p, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-	if (node >= 0) {
-		unsigned long mask[16] = { 0 };
-		mask[node / 64] |= 1ul << (node % 64);
-		if (mbind(p, len, MPOL_BIND, mask, 1024, 0)) {
-			munmap(p, len);
-			return NULL;
-		}
-	}
-	return p;
-}
-
-/* anon_map(), populated with a pattern (bind: on node; else where the caller runs). */
+/* sys_anon_map(), populated with a pattern (bind: on node; else where the caller runs). */
 static char *anon_on(size_t len, int node, bool huge, bool bind)
 {
-	char *p = anon_map(len, huge, bind ? node : -1);
+	char *p = sys_anon_map(len, huge, bind ? node : -1);
 	if (p)
 		memset(p, 0x5a, len);
 	return p;
@@ -205,25 +144,6 @@ static uint64_t thp_bytes(const char *p, size_t len)
 	}
 	fclose(f);
 	return total;
-}
-
-/* Pages of the range (in units of pgsz) the kernel reports on a node other than node. */
-static uint64_t pages_not_on(const char *p, size_t len, size_t pgsz, int node)
-{
-	enum { B = 1024 };
-	void *pages[B];
-	int status[B];
-	uint64_t off = 0;
-	for (size_t i = 0; i < len / pgsz; i += B) {
-		size_t n = len / pgsz - i < B ? len / pgsz - i : B;
-		for (size_t j = 0; j < n; j++)
-			pages[j] = (char *)p + (i + j) * pgsz;
-		if (move_pages(0, (unsigned long)n, pages, NULL, status, 0))
-			return len / pgsz;
-		for (size_t j = 0; j < n; j++)
-			off += status[j] != node;
-	}
-	return off;
 }
 
 /* ------------------------------------------------------------------ writers */
@@ -261,9 +181,9 @@ static void *writer_main(void *arg)
 	while (!atomic_load_explicit(&ws->stop, memory_order_relaxed)) {
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 		size_t page = (size_t)(x % ws->npages);
-		uint64_t t0 = now_ns();
+		uint64_t t0 = sys_now_ns();
 		(*slot(ws, w->id, page))++;
-		uint64_t dt = now_ns() - t0;
+		uint64_t dt = sys_now_ns() - t0;
 		w->seen[page]++;
 		w->writes++;
 		if (dt > BENCH_STALL_NS)
@@ -362,11 +282,11 @@ static void sw_start(struct stopwatch *w, struct writers *ws)
 {
 	w->cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
 	w->wcpu0 = writers_cpu(ws);
-	w->t0 = now_ns();
+	w->t0 = sys_now_ns();
 }
 static void sw_end(struct stopwatch *w, struct writers *ws, struct sample *s)
 {
-	s->s = (double)(now_ns() - w->t0) * 1e-9;
+	s->s = (double)(sys_now_ns() - w->t0) * 1e-9;
 	s->cpu_s = clock_s(CLOCK_PROCESS_CPUTIME_ID) - w->cpu0 - (writers_cpu(ws) - w->wcpu0);
 	if (s->cpu_s < 0)
 		s->cpu_s = 0;
@@ -464,7 +384,7 @@ static void pl_sample(struct bench *b, const struct bench_method *m, struct pl_r
 	s->moved_bytes = pr.pages_moved * PG4K;
 	s->left = pr.pages_total - pr.pages_moved;
 	if (b->multi) {
-		uint64_t k = pages_not_on(p, len, PG4K, c->to);
+		uint64_t k = sys_pages_not_on(p, len, PG4K, c->to, 1);
 		s->left = k > s->left ? k : s->left;
 	}
 	/* pages left in the row's page size (a huge page is left if any part of it is) */
@@ -483,63 +403,12 @@ static void pl_sample(struct bench *b, const struct bench_method *m, struct pl_r
 
 /* --- the kernel's methods and copy + mremap: fresh memory on `from` for every move */
 
-/* move_pages() in batches of `batch` pages (0: all), retrying -EBUSY/-EAGAIN pages up to
- * three times; stops after budget_ms when set. Returns pages not moved. */
-static uint64_t do_move_pages(char *p, size_t len, size_t pgsz, int node, unsigned batch,
-			      double budget_ms, int *err)
-{
-	size_t n = len / pgsz;
-	void **pages = malloc(n * sizeof(*pages));
-	int *nodes = malloc(n * sizeof(*nodes)), *status = malloc(n * sizeof(*status));
-	if (!pages || !nodes || !status) {
-		free(pages), free(nodes), free(status);
-		*err = -ENOMEM;
-		return n;
-	}
-	size_t step = batch ? batch : n;
-	uint64_t t0 = now_ns(), left = 0;
-	size_t todo = n;
-	for (size_t i = 0; i < n; i++) {
-		pages[i] = p + i * pgsz;
-		nodes[i] = node;
-		status[i] = -EBUSY;
-	}
-	for (int attempt = 0; attempt < 4 && todo; attempt++) {
-		size_t k = 0;
-		for (size_t i = 0; i < todo; i += step) {
-			size_t cnt = todo - i < step ? todo - i : step;
-			if (budget_ms > 0 && (double)(now_ns() - t0) * 1e-6 > budget_ms)
-				break;
-			long rc = move_pages(0, cnt, pages + i, nodes + i, status + i, MPOL_MF_MOVE);
-			if (rc < 0 && errno != EBUSY && errno != EAGAIN) {
-				*err = -errno;
-				break;
-			}
-		}
-		/* keep the pages worth another try at the front: busy ones, and ones the
-		 * budget stopped before (status still -EBUSY from the initialisation) */
-		for (size_t i = 0; i < todo; i++)
-			if (status[i] == -EBUSY || status[i] == -EAGAIN) {
-				pages[k] = pages[i];
-				status[k++] = -EBUSY;
-			}
-		if (budget_ms > 0 && (double)(now_ns() - t0) * 1e-6 > budget_ms) {
-			todo = k;
-			break;
-		}
-		todo = k;
-	}
-	left = todo;
-	free(pages), free(nodes), free(status);
-	return left;
-}
-
 /* The naive way: new memory on the target, copy, swap the mapping in. It races with
  * the writers on purpose (what they write after a page was copied is lost, and counted):
  * tests/tsan.supp names this function. */
 __attribute__((noinline)) static int naive_copy_remap(char *p, size_t len, bool huge, int to)
 {
-	char *fresh = anon_map(len, huge, to);
+	char *fresh = sys_anon_map(len, huge, to);
 	if (!fresh)
 		return -ENOMEM;
 	memcpy(fresh, p, len);
@@ -575,7 +444,7 @@ static void kernel_sample(struct bench *b, const struct bench_method *m, size_t 
 		sw_start(&sw, &b->ws);
 		switch (m->kind) {
 		case BK_MOVE_PAGES:
-			do_move_pages(p, len, pgsz, c->to, m->batch, c->budget_ms, &err);
+			sys_move_pages(p, len, pgsz, c->to, m->batch, c->budget_ms, NULL, &err);
 			break;
 		case BK_MBIND: {
 			unsigned long mask[16] = { 0 };
@@ -594,7 +463,7 @@ static void kernel_sample(struct bench *b, const struct bench_method *m, size_t 
 	});
 	if (err)
 		snprintf(s->err, sizeof(s->err), "%s failed: %s", m->name, strerror(-err));
-	s->left = b->multi ? pages_not_on(p, len, pgsz, c->to) : 0;
+	s->left = b->multi ? sys_pages_not_on(p, len, pgsz, c->to, 1) : 0;
 	s->moved_bytes = (len / pgsz - s->left) * pgsz;
 	munmap(p, len);
 }
@@ -640,47 +509,6 @@ static void *toucher_main(void *arg)
 	return NULL;
 }
 
-static int read_int(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	int v = -1;
-	if (f) {
-		if (fscanf(f, "%d", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static int write_int(const char *path, int v)
-{
-	FILE *f = fopen(path, "w");
-	if (!f)
-		return -errno;
-	int rc = fprintf(f, "%d\n", v) < 0 ? -EIO : 0;
-	return fclose(f) ? -errno : rc;
-}
-
-static const char nb_path[] = "/proc/sys/kernel/numa_balancing";
-static volatile sig_atomic_t nb_old = -1; /* to restore on a signal, -1: nothing */
-
-/* Killed while balancing is switched on (a test's timeout, ^C): put the machine's
- * setting back, then die of the signal as before. Async-signal-safe calls only. */
-static void nb_restore_and_die(int sig)
-{
-	if (nb_old >= 0 && nb_old <= 9) {
-		int fd = open(nb_path, O_WRONLY);
-		if (fd >= 0) {
-			char v[2] = { (char)('0' + nb_old), '\n' };
-			if (write(fd, v, 2) < 0) {
-				/* nothing more can be done here */
-			}
-			close(fd);
-		}
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
 
 /* --- shared-memory THP for page_leap's 2 MiB rows: switched to "advise" for the row if
  * it is off and we may (root), and put back after, also on a signal, like balancing */
@@ -751,19 +579,11 @@ static void autonuma_sample(struct bench *b, size_t len, unsigned page_kib, stru
 	const struct bench_config *c = b->c;
 	bool huge = page_kib == 2048;
 	size_t pgsz = huge ? PG2M : PG4K;
-	int old = read_int(nb_path);
+	const char *why = NULL;
+	int old = sys_balancing_on(&why);
 	if (old < 0) {
-		set_err(s, "%s", "kernel without numa_balancing");
+		set_err(s, "%s", why);
 		return;
-	}
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-	struct sigaction sa = { .sa_handler = nb_restore_and_die }, before[3];
-	nb_old = old;
-	for (int i = 0; i < 3; i++)
-		sigaction(sigs[i], &sa, &before[i]);
-	if (write_int(nb_path, 1)) {
-		set_err(s, "%s", "cannot enable numa_balancing (needs root)");
-		goto restore;
 	}
 	/* placed by first touch from the source node, no policy: balancing may move it */
 	numa_run_on_node(c->from);
@@ -773,7 +593,7 @@ static void autonuma_sample(struct bench *b, size_t len, unsigned page_kib, stru
 		set_err(s, "%s", "cannot allocate the range");
 		goto restore;
 	}
-	uint64_t total = len / pgsz, off = pages_not_on(p, len, pgsz, c->to);
+	uint64_t total = len / pgsz, off = sys_pages_not_on(p, len, pgsz, c->to, 1);
 	struct toucher t = { .p = p, .len = len, .node = c->to };
 	pthread_t th;
 	struct stopwatch sw;
@@ -781,11 +601,11 @@ static void autonuma_sample(struct bench *b, size_t len, unsigned page_kib, stru
 	if (pthread_create(&th, NULL, toucher_main, &t)) {
 		snprintf(s->err, sizeof(s->err), "cannot start the touching thread");
 	} else {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = sys_now_ns();
 		/* local enough = 99% of the pages on the target */
-		while (off > total / 100 && (double)(now_ns() - t0) * 1e-9 < c->autonuma_timeout_s) {
+		while (off > total / 100 && (double)(sys_now_ns() - t0) * 1e-9 < c->autonuma_timeout_s) {
 			sleep_ms(50);
-			off = pages_not_on(p, len, pgsz, c->to);
+			off = sys_pages_not_on(p, len, pgsz, c->to, 1);
 		}
 		sw_end(&sw, &b->ws, s);
 		atomic_store(&t.stop, true);
@@ -795,10 +615,7 @@ static void autonuma_sample(struct bench *b, size_t len, unsigned page_kib, stru
 	s->moved_bytes = (total - off) * pgsz;
 	munmap(p, len);
 restore:
-	write_int(nb_path, old);
-	for (int i = 0; i < 3; i++)
-		sigaction(sigs[i], &before[i], NULL);
-	nb_old = -1;
+	sys_balancing_restore(old);
 }
 
 /* ------------------------------------------------------------------ rows */
@@ -1126,7 +943,7 @@ static int parse_args(int argc, char **argv, struct bench_config *c)
 	 * so in the output): the batch sizes between the ones kept, and writers with the
 	 * methods whose writer rows only repeat their no-writer story (the kernel's batched
 	 * and mbind paths, the cold pool). What the command line names is taken as given. */
-	c->scaled = full && emulated();
+	c->scaled = full && sys_emulated();
 	c->reps = reps >= 0 ? (unsigned)reps : c->scaled ? 3 : full ? 5 : 3;
 	/* two: the first move after a single warm-up was still up to 2x slower here */
 	c->warmup = warmup >= 0 ? (unsigned)warmup : c->scaled ? 1 : 2;
@@ -1238,7 +1055,7 @@ static void machine_info(struct bench_machine *mc)
 			mc->memory_nodes++;
 	}
 	mc->cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	mc->emulated = emulated();
+	mc->emulated = sys_emulated();
 }
 
 /* Free memory on node in MiB, now. */
@@ -1323,7 +1140,7 @@ int cmd_bench(int argc, char **argv)
 					snprintf(what, sizeof(what), "%s %u KiB pages, %u MiB, %u writers",
 						 m->name, c.page_kib[pi], mib, nw);
 					progress(&c, n - 1, total, what);
-					uint64_t t0 = now_ns();
+					uint64_t t0 = sys_now_ns();
 					/* move_pages and memcpy are what the ratios compare with: a
 					 * slow baseline still runs (the row budget bounds it) */
 					bool baseline = (m->kind == BK_MOVE_PAGES && m->batch == 0) ||
@@ -1358,7 +1175,7 @@ int cmd_bench(int argc, char **argv)
 					/* where the time goes, also when stderr is a log (the guests) */
 					if (c.row_log)
 						fprintf(stderr, "bench: row %zu/%zu: %s: %s (%.1f s)\n", n, total,
-							what, r->status, (double)(now_ns() - t0) * 1e-9);
+							what, r->status, (double)(sys_now_ns() - t0) * 1e-9);
 				}
 	}
 	progress(&c, total, total, "");

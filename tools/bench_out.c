@@ -4,6 +4,7 @@
  * e.g. one a guest printed).
  */
 #include "bench.h"
+#include "sys.h"
 #include "cli.h"
 #include "pageleap.h"
 
@@ -519,39 +520,8 @@ int bench_plot(const char *csv, const char *dir, const char *title)
 	if (fclose(f))
 		return -errno;
 	/* gnuplot warns about every line a plot has no point for (a method without writer
-	 * runs, say) and about a plot over one size (--quick); pass its other messages on */
-	int pfd[2];
-	if (pipe(pfd))
-		return -errno;
-	pid_t pid = fork();
-	if (pid < 0) {
-		close(pfd[0]), close(pfd[1]);
-		return -errno;
-	}
-	if (pid == 0) {
-		dup2(pfd[1], 2);
-		close(pfd[0]), close(pfd[1]);
-		execlp("gnuplot", "gnuplot", gp, (char *)NULL);
-		fprintf(stderr, "pageleap: cannot run gnuplot (install gnuplot-nox): %s\n",
-			strerror(errno));
-		_exit(127);
-	}
-	close(pfd[1]);
-	FILE *err = fdopen(pfd[0], "r");
-	char line[1024];
-	while (err && fgets(line, sizeof(line), err))
-		if (!strstr(line, "no valid points") && !strstr(line, "empty x range"))
-			fputs(line, stderr);
-	if (err)
-		fclose(err);
-	else
-		close(pfd[0]);
-	int st;
-	if (waitpid(pid, &st, 0) < 0)
-		return -errno;
-	if (!WIFEXITED(st) || WEXITSTATUS(st) == 127)
-		return -ENOENT;
-	return WEXITSTATUS(st) ? -EIO : 0;
+	 * runs, say) and about a plot over one size (--quick) */
+	return sys_gnuplot(gp);
 }
 
 static const char plot_usage[] =

@@ -9,5 +9,6 @@ int cli_usage(const char *usage, const char *fmt, const char *arg);
 
 int cmd_bench(int argc, char **argv); /* bench.c */
 int cmd_plot(int argc, char **argv);  /* bench_out.c */
+int cmd_ycsb(int argc, char **argv);  /* ycsb.c */
 
 #endif /* LEAP_CLI_H */

@@ -8,6 +8,7 @@
  *   pageleap bench [--quick|--full] [...]  page_leap side by side with move_pages,
  *                                        mbind, copy + mremap, AutoNUMA and memcpy
  *   pageleap plot CSV DIR                 plots of a bench CSV
+ *   pageleap ycsb [--workload W] [...]   YCSB on a B+-tree while its pages migrate
  *   pageleap version | help
  *
  * Exit status: 0 success, 1 a failed operation or check, 2 bad usage.
@@ -37,6 +38,10 @@ static const char usage[] =
 	"                              page_leap, move_pages (whole, batched), mbind, copy +\n"
 	"                              mremap, AutoNUMA and memcpy, side by side (bench --help)\n"
 	"  plot CSV DIR                draw the plots of a bench CSV into DIR (gnuplot)\n"
+	"  ycsb [--workload a|b|c|e] [--dist zipf|uniform] [--method LIST] [...]\n"
+	"                              YCSB on a main-memory B+-tree while its pages migrate,\n"
+	"                              per method: throughput over time, latency, checks\n"
+	"                              (ycsb --help)\n"
 	"  version                     print the library version\n"
 	"  help                        this text\n";
 
@@ -313,6 +318,8 @@ int main(int argc, char **argv)
 		return cmd_demo(argc - 2, argv + 2);
 	if (!strcmp(c, "bench"))
 		return cmd_bench(argc - 2, argv + 2);
+	if (!strcmp(c, "ycsb"))
+		return cmd_ycsb(argc - 2, argv + 2);
 	if (!strcmp(c, "plot"))
 		return cmd_plot(argc - 2, argv + 2);
 	if (!strcmp(c, "version") || !strcmp(c, "--version")) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -223,4 +224,50 @@ void sys_balancing_restore(int old)
 	for (int i = 0; i < 3; i++)
 		sigaction(nb_sigs[i], &nb_before[i], NULL);
 	nb_old = -1;
+}
+
+void sys_gp_string(FILE *f, const char *s)
+{
+	fputc('\'', f);
+	for (; *s; s++)
+		fprintf(f, *s == '\'' ? "''" : "%c", *s);
+	fputc('\'', f);
+}
+
+int sys_gnuplot(const char *script)
+{
+	/* gnuplot warns about every line a plot has no point for and about an empty x
+	 * range (one size, one slice): those are expected; pass its other messages on */
+	int pfd[2];
+	if (pipe(pfd))
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(pfd[0]), close(pfd[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		close(pfd[0]), close(pfd[1]);
+		execlp("gnuplot", "gnuplot", script, (char *)NULL);
+		fprintf(stderr, "pageleap: cannot run gnuplot (install gnuplot-nox): %s\n",
+			strerror(errno));
+		_exit(127);
+	}
+	close(pfd[1]);
+	FILE *err = fdopen(pfd[0], "r");
+	char line[1024];
+	while (err && fgets(line, sizeof(line), err))
+		if (!strstr(line, "no valid points") && !strstr(line, "empty x range"))
+			fputs(line, stderr);
+	if (err)
+		fclose(err);
+	else
+		close(pfd[0]);
+	int st;
+	if (waitpid(pid, &st, 0) < 0)
+		return -errno;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) == 127)
+		return -ENOENT;
+	return WEXITSTATUS(st) ? -EIO : 0;
 }

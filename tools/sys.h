@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define PG4K ((size_t)4096)
 #define PG2M ((size_t)2 << 20)
@@ -46,5 +47,11 @@ int sys_write_int(const char *path, int v);
  * the process as before: a benchmark killed by a timeout leaves the machine as it was. */
 int sys_balancing_on(const char **why);
 void sys_balancing_restore(int old);
+
+/* s as a gnuplot string literal (single quotes, a quote inside written twice). */
+void sys_gp_string(FILE *f, const char *s);
+/* Run gnuplot on a script; its expected warnings (no points, empty x range) are
+ * filtered out of its stderr. 0, -ENOENT (no gnuplot), -EIO (it failed), -errno. */
+int sys_gnuplot(const char *script);
 
 #endif /* LEAP_SYS_H */

@@ -5,6 +5,8 @@
 #   make asan / tsan     the tests under ASan+UBSan / TSan
 #   make bench           the main job: pageleap bench --quick here and in a 2-node guest
 #                        (make bench-full: the full run, 2- and 4-node guests)
+#   make ycsb            YCSB A, C, E on a B+-tree while it migrates, per method, here and
+#                        in a 2-node guest (timelines in build/ycsb/)
 #   make demo            a region migrating across nodes, locally and in emulated guests
 #   make install PREFIX=/usr/local
 # Out of tree: make B=/path/to/builddir
@@ -49,7 +51,7 @@ CLI_SRC := $(wildcard tools/*.c)
 $(CLI): $(CLI_SRC) $(wildcard tools/*.h) src/internal.h $(STLIB) | $(B)
 	$(CC) $(BASEFLAGS) $(CFLAGS) $(CLI_SRC) -o $@ $(STLIB) $(LIBS) -lm
 
-$(B)/tests/%: tests/%.c tests/util.h $(STLIB) | $(B)/tests
+$(B)/tests/%: tests/%.c tests/util.h tests/clijson.h $(STLIB) | $(B)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) $(LIBS)
 # failure injection: the library's mmap calls go through the test's __wrap_mmap
 $(B)/tests/t_inject $(B)/static/t_inject: TEST_LDFLAGS = -Wl,--wrap=mmap
@@ -61,7 +63,7 @@ $(B)/tests/cxx_header: tests/cxx_header.cc include/pageleap.h $(STLIB) | $(B)/te
 	$(CXX) -std=c++11 -Iinclude -Wall -Wextra -Werror -pedantic $(CFLAGS) $< -o $@ $(STLIB) $(LIBS)
 
 # static binaries for the initramfs of the emulated-NUMA guests
-$(B)/static/%: tests/%.c tests/util.h $(STLIB) | $(B)/static
+$(B)/static/%: tests/%.c tests/util.h tests/clijson.h $(STLIB) | $(B)/static
 	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) -lnuma -pthread
 $(B)/static/pageleap: $(CLI_SRC) $(wildcard tools/*.h) src/internal.h $(STLIB) | $(B)/static
 	$(CC) $(BASEFLAGS) $(CFLAGS) -static $(CLI_SRC) -o $@ $(STLIB) -lnuma -pthread -lm
@@ -109,6 +111,10 @@ bench-full: deps
 	$(MAKE) all static
 	LEAP_BENCH_GUESTS="2node 4node" bash scripts/bench.sh $(B) --full
 
+ycsb: deps
+	$(MAKE) all static
+	bash scripts/ycsb.sh $(B)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man7
@@ -127,5 +133,5 @@ install: all
 clean:
 	rm -rf $(B) build-asan build-tsan
 
-.PHONY: all static deps check check-local check-vm asan tsan demo bench bench-full install clean
+.PHONY: all static deps check check-local check-vm asan tsan demo bench bench-full ycsb install clean
 .SECONDARY:

@@ -2,9 +2,10 @@
 # Boot one emulated-NUMA guest (QEMU, software emulation) and run the tests or the demo.
 # usage: run.sh BUILD_DIR TOPOLOGY MODE [KERNEL_VERSION]
 #   TOPOLOGY: 2node | 4node | memonly (2 nodes with CPUs + a memory-only node, like CXL)
-#   MODE: check | demo | bench  KERNEL_VERSION: 6.12 (default) | 6.1
+#   MODE: check | demo | bench | ycsb  KERNEL_VERSION: 6.12 (default) | 6.1
 # LEAP_GUEST_ENV="NAME=VALUE,NAME=VALUE" is exported to the tests inside the guest.
-# LEAP_BENCH_ARGS="--full ..." are the arguments of `pageleap bench` in bench mode.
+# LEAP_BENCH_ARGS="--full ..." are the arguments of `pageleap bench` in bench mode;
+# LEAP_YCSB_ARGS and LEAP_YCSB_WORKLOADS="a c e" those of `pageleap ycsb` in ycsb mode.
 # Exit 0 only if the guest reported success; the guest's output goes to stdout.
 set -euo pipefail
 b=${1:?build dir}
@@ -63,7 +64,7 @@ for attempt in 1 2 3 4 5; do
 	set +e
 	timeout "${LEAP_VM_TIMEOUT:-1500}" qemu-system-x86_64 -machine q35 -cpu max "${numa[@]}" \
 		-kernel "$kernel" -initrd "$initrd" \
-		-append "console=ttyS0 quiet panic=-1 tsc=reliable leap.mode=$mode ${LEAP_GUEST_ENV:+leap.env=$LEAP_GUEST_ENV} ${LEAP_BENCH_ARGS:+leap.bench=$(printf '%s' "$LEAP_BENCH_ARGS" | tr ' ' '+')}" \
+		-append "console=ttyS0 quiet panic=-1 tsc=reliable leap.mode=$mode ${LEAP_GUEST_ENV:+leap.env=$LEAP_GUEST_ENV} ${LEAP_BENCH_ARGS:+leap.bench=$(printf '%s' "$LEAP_BENCH_ARGS" | tr ' ' '+')} ${LEAP_YCSB_ARGS:+leap.ycsb=$(printf '%s' "$LEAP_YCSB_ARGS" | tr ' ' '+')} ${LEAP_YCSB_WORKLOADS:+leap.workloads=$(printf '%s' "$LEAP_YCSB_WORKLOADS" | tr ' ' '+')}" \
 		-nographic -no-reboot -monitor none -nic none -device isa-debug-exit,iobase=0xf4,iosize=0x04 |
 		tr -d '\r' | sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1b[a-zA-Z]//g' -e 's/^Booting from ROM\.*//' |
 		grep --line-buffered -v -E '^SeaBIOS|^$' | tee "$log"

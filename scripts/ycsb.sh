@@ -46,6 +46,9 @@ for topo in ${LEAP_YCSB_GUESTS:-2node}; do
 				> "$d/$w/${f/ycsb-$w.json/ycsb.json}"
 		done
 		[ -s "$d/$w/ycsb.json" ] || { echo "ycsb.sh: the $topo guest returned no JSON for $w" >&2; rc=1; continue; }
+		# the console drops empty lines: put back the two that end each method's block
+		awk '/^# /{ if (n++) print "\n" } { print }' "$d/$w/timeline.dat" > "$d/$w/t" &&
+			mv "$d/$w/t" "$d/$w/timeline.dat"
 		# the script names the guest's paths: point it at the files here
 		sed -i -e "s|^dat = .*|dat = '$d/$w/timeline.dat'|" -e "s|^out = .*|out = '$d/$w'|" "$d/$w/ycsb.gp"
 		gnuplot "$d/$w/ycsb.gp" 2>&1 | grep -v -e 'no valid points' -e 'empty x range' >&2 || true

@@ -415,7 +415,8 @@ int bt_bulk_load(struct btree *t, size_t n, uint64_t (*key_of)(size_t, void *),
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	if (bt_bulk_bytes(n, fill) > t->cap - BT_NODE_BYTES)
+	/* the empty root leaf is the first of the nodes bt_bulk_bytes() counts */
+	if (bt_bulk_bytes(n, fill) > t->cap)
 		return -ENOMEM;
 	/* leaves, left to right, each written in full; the empty root leaf (the arena's first
 	 * node) is the first, so the leaves are contiguous, and so is each inner level */
@@ -479,7 +480,7 @@ struct walk {
 	struct bt_report *r;
 	char *err;
 	size_t errlen;
-	struct bt_node *expect_leaf; /* the next leaf the chain must reach */
+	struct bt_node *expect_leaf; /* the next leaf the chain must reach (after the first) */
 	int leaf_level_seen;
 };
 
@@ -516,11 +517,13 @@ static int walk(struct walk *w, struct bt_node *n, bool is_root, bool has_lo, ui
 				   (unsigned long long)k, (unsigned long long)lo, (unsigned long long)hi);
 	}
 	if (n->leaf) {
-		if (w->leaf_level_seen < 0)
+		/* leaves are visited in key order: the first one starts the chain */
+		bool first = w->leaf_level_seen < 0;
+		if (first)
 			w->leaf_level_seen = (int)level;
 		if (level != 0)
 			return BAD("leaf %p at level %u", (void *)n, level);
-		if (n != w->expect_leaf)
+		if (!first && n != w->expect_leaf)
 			return BAD("leaf chain reaches %p where the tree has leaf %p", (void *)w->expect_leaf,
 				   (void *)n);
 		w->expect_leaf = atomic_load_explicit(&n->next, RLX);
@@ -549,10 +552,8 @@ int bt_check(struct btree *t, struct bt_report *r, char *err, size_t errlen)
 {
 	memset(r, 0, sizeof(*r));
 	struct bt_node *root = atomic_load_explicit(&t->root, RLX);
-	struct bt_node *first = root;
-	while (!first->leaf)
-		first = atomic_load_explicit(&first->i.child[0], RLX);
-	struct walk w = { t, r, err, errlen, first, -1 };
+	/* no walk down the leftmost path here: walk() checks each node before reading it */
+	struct walk w = { t, r, err, errlen, NULL, -1 };
 	int rc = walk(&w, root, true, false, 0, false, 0, root->level);
 	if (rc)
 		return rc;

@@ -232,19 +232,6 @@ void bench_print_table(FILE *f, const struct bench_config *c, const struct bench
 
 /* ------------------------------------------------------------------ JSON */
 
-static void jstr(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
 
 /* A number, or null for NaN or when the row has no figures. */
 static void jnum(FILE *f, const char *key, double v, bool have)
@@ -269,12 +256,12 @@ void bench_print_json(FILE *f, const struct bench_config *c, const struct bench_
 		      const struct bench_result *res, size_t n)
 {
 	fprintf(f, "{\"tool\":\"pageleap bench\",\"version\":");
-	jstr(f, leap_version());
+	sys_json_string(f, leap_version());
 	fprintf(f, ",\"machine\":{\"kernel\":");
-	jstr(f, mc->kernel);
+	sys_json_string(f, mc->kernel);
 	fprintf(f, ",\"nodes\":%d,\"memory_nodes\":%d,\"cpus\":%d,\"emulated\":%s,\"timing_note\":",
 		mc->nodes, mc->memory_nodes, mc->cpus, mc->emulated ? "true" : "false");
-	jstr(f, mc->emulated ? "emulated NUMA (QEMU software emulation): not hardware timings"
+	sys_json_string(f, mc->emulated ? "emulated NUMA (QEMU software emulation): not hardware timings"
 			     : "measured on this machine");
 	fprintf(f, "},\"config\":{\"quick\":%s,\"from\":%d,\"to\":%d,\"reps\":%u,\"warmup\":%u,"
 		   "\"stall_threshold_us\":%u,\"row_budget_s\":%.6g,\"scaled_for_emulation\":%s,"
@@ -294,10 +281,10 @@ void bench_print_json(FILE *f, const struct bench_config *c, const struct bench_
 		const struct bench_result *r = &res[i];
 		bool y = ok(r);
 		fprintf(f, "%s\n{\"method\":", i ? "," : "");
-		jstr(f, r->m->name);
+		sys_json_string(f, r->m->name);
 		fprintf(f, ",\"page_kib\":%u,\"size_mib\":%u,\"writers\":%u,\"status\":", r->page_kib,
 			r->size_mib, r->writers);
-		jstr(f, r->status);
+		sys_json_string(f, r->status);
 		fprintf(f, ",\"emulated\":%s", mc->emulated ? "true" : "false");
 		jint(f, "reps", (uint64_t)r->reps, y);
 		if (y)
@@ -332,12 +319,12 @@ void bench_print_json(FILE *f, const struct bench_config *c, const struct bench_
 	fprintf(f, "],\n\"targets\":[");
 	for (int i = 0; i < NTARGETS; i++) {
 		fprintf(f, "%s\n{\"name\":", i ? "," : "");
-		jstr(f, t[i].name);
+		sys_json_string(f, t[i].name);
 		fprintf(f, ",\"goal\":");
-		jstr(f, t[i].goal);
+		sys_json_string(f, t[i].goal);
 		jnum(f, "measured", t[i].measured, true);
 		fprintf(f, ",\"met\":%s,\"note\":", t[i].met < 0 ? "null" : t[i].met ? "true" : "false");
-		jstr(f, t[i].note);
+		sys_json_string(f, t[i].note);
 		fputc('}', f);
 	}
 	fprintf(f, "]}\n");

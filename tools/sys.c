@@ -271,3 +271,17 @@ int sys_gnuplot(const char *script)
 		return -ENOENT;
 	return WEXITSTATUS(st) ? -EIO : 0;
 }
+
+void sys_json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}

@@ -48,6 +48,8 @@ int sys_write_int(const char *path, int v);
 int sys_balancing_on(const char **why);
 void sys_balancing_restore(int old);
 
+/* s as a JSON string (quotes, backslashes and control characters escaped). */
+void sys_json_string(FILE *f, const char *s);
 /* s as a gnuplot string literal (single quotes, a quote inside written twice). */
 void sys_gp_string(FILE *f, const char *s);
 /* Run gnuplot on a script; its expected warnings (no points, empty x range) are

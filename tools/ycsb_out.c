@@ -133,19 +133,6 @@ void ycsb_print_table(FILE *f, const struct ycsb_config *c, const struct ycsb_ma
 		fprintf(f, "  %-16s %s\n", res[i].m->name, res[i].m->what);
 }
 
-static void jstr(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
 
 static void jnum(FILE *f, double v)
 {
@@ -159,7 +146,7 @@ void ycsb_print_json(FILE *f, const struct ycsb_config *c, const struct ycsb_mac
 		     const struct ycsb_result *res, size_t n)
 {
 	fprintf(f, "{\n  \"machine\": {\"kernel\": ");
-	jstr(f, mc->kernel);
+	sys_json_string(f, mc->kernel);
 	fprintf(f, ", \"nodes\": %d, \"cpu_nodes\": %d, \"cpus\": %d, \"emulated\": %s},\n",
 		mc->nodes, mc->cpu_nodes, mc->cpus, mc->emulated ? "true" : "false");
 	fprintf(f, "  \"config\": {\"workload\": \"%c\", \"dist\": \"%s\", \"keys\": %" PRIu64
@@ -175,9 +162,9 @@ void ycsb_print_json(FILE *f, const struct ycsb_config *c, const struct ycsb_mac
 	for (size_t i = 0; i < n; i++) {
 		const struct ycsb_result *r = &res[i];
 		fprintf(f, "%s\n    {\"method\": ", i ? "," : "");
-		jstr(f, r->m->name);
+		sys_json_string(f, r->m->name);
 		fputs(", \"status\": ", f);
-		jstr(f, r->status);
+		sys_json_string(f, r->status);
 		fprintf(f, ", \"ran\": %s", r->ran ? "true" : "false");
 		if (!r->ran) {
 			fputc('}', f);
@@ -212,7 +199,7 @@ void ycsb_print_json(FILE *f, const struct ycsb_config *c, const struct ycsb_mac
 			r->pages, r->pages_moved, r->pages_left, r->keys_loaded, r->keys_final, r->inserts,
 			r->inserts_refused, r->missing_reads, r->bad_scans, r->lost_values, r->restarts,
 			r->invariants_ok ? "true" : "false");
-		jstr(f, r->check);
+		sys_json_string(f, r->check);
 		fprintf(f, ", \"extents\": %" PRIu64 ", \"granularity_min_kib\": %" PRIu64
 			   ", \"granularity_max_kib\": %" PRIu64 ",\n     \"slices\": [",
 			r->extents, r->gran_min_kib, r->gran_max_kib);

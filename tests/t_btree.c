@@ -1202,8 +1202,10 @@ static void test_grow(uint64_t seed, int T, size_t total, bool tight)
 /*
  * Keys: i * 32 for i < P are loaded and stay; i * 32 + s for slots s = 1..15 are inserted,
  * slot s by thread (s - 1) % T (its round (s - 1) / T), each thread through the i's in its
- * own random order; slots 16..31, and keys past P * 32 + 15, are never there. A value is
- * key << 38 | writer << 32 | the writer's counter: unique, and it names its key.
+ * own order (insert_order); slots 16..31, and keys past P * 32 + 15, are never there. A
+ * value is key << 38 | writer << 32 | the writer's counter: unique, and it names its key.
+ * Part of the updates, lookups and scans go near an inserting thread's front, where
+ * leaves split all the time, and to the keys inserted last.
  */
 #define MSTRIDE 32u
 #define MSLOTS 16u
@@ -1278,32 +1280,82 @@ static void mix_hook(void *arg, uint64_t key, uint64_t val)
 	m->shadow[i * MSLOTS + s] = val; /* plain memory: ordered by the leaf lock only */
 }
 
+/* A thread's order of the i's: alternately the next of an ascending sweep (shuffled in
+ * blocks of 16) and the next of a random order, each i once. The sweep keeps a front
+ * where the thread's inserts split the same few leaves over and over; the random half
+ * splits leaves everywhere. */
+static void insert_order(uint32_t *perm, size_t P, uint64_t *s)
+{
+	uint32_t *sweep = malloc(P * sizeof(uint32_t)), *rand_order = malloc(P * sizeof(uint32_t));
+	unsigned char *used = calloc(P, 1);
+	if (!sweep || !rand_order || !used)
+		FAIL("out of memory");
+	shuffle(rand_order, P, s);
+	for (size_t b = 0; b < P; b += 16) {
+		size_t len = P - b < 16 ? P - b : 16;
+		shuffle(sweep + b, len, s);
+		for (size_t j = 0; j < len; j++)
+			sweep[b + j] += (uint32_t)b;
+	}
+	for (size_t k = 0, a = 0, r = 0; k < P; k++) {
+		uint32_t x;
+		if (k % 2 == 0) {
+			while (used[sweep[a]])
+				a++;
+			x = sweep[a++];
+		} else {
+			while (used[rand_order[r]])
+				r++;
+			x = rand_order[r++];
+		}
+		used[x] = 1;
+		perm[k] = x;
+	}
+	free(sweep);
+	free(rand_order);
+	free(used);
+}
+
+/* An i near the sweep front of a random inserting thread (any i before inserts began). */
+static uint64_t hot_i(struct mthr *w)
+{
+	struct mix *m = w->m;
+	const struct mthr *o = &m->w[rnd(&w->s) % (uint64_t)m->T];
+	size_t d = atomic_load_explicit(&o->done, memory_order_acquire);
+	uint64_t x = rnd(&w->s);
+	if (!d)
+		return x % m->P;
+	uint64_t front = o->perm[((d - 1) % m->P) & ~(size_t)1], off = x % 64;
+	return front + off < 32 ? 0 : front + off - 32 >= m->P ? m->P - 1 : front + off - 32;
+}
+
 /* A key for an update or lookup, and whether it must be there (1), must not (0) or may (-1). */
 static uint64_t pick_mkey(struct mthr *w, int *must)
 {
 	struct mix *m = w->m;
 	uint64_t x = rnd(&w->s), i = (x >> 8) % m->P;
+	*must = 1;
 	switch (x % 20) {
-	case 10: case 11: case 12: case 13: case 14: {
+	case 6: case 7: case 8: case 9: /* a loaded key where leaves split now */
+		return hot_i(w) * MSTRIDE;
+	case 10: case 11: case 12: case 13: case 14: { /* a published insert, often a fresh one */
 		int t = (int)(rnd(&w->s) % (uint64_t)m->T);
 		size_t d = atomic_load_explicit(&m->w[t].done, memory_order_acquire);
-		if (d) {
-			*must = 1;
-			return seq_key(m, t, rnd(&w->s) % d);
-		}
-		break;
+		if (!d)
+			break;
+		size_t back = x % 20 >= 13 ? 1 + rnd(&w->s) % (d < 32 ? d : 32) : 1 + rnd(&w->s) % d;
+		return seq_key(m, t, d - back);
 	}
-	case 15: case 16:
+	case 15: case 16: /* never inserted, between keys that are there */
 		*must = 0;
 		return i * MSTRIDE + MSLOTS + (x >> 4) % (MSTRIDE - MSLOTS);
-	case 17:
+	case 17: /* past the last key */
 		*must = 0;
 		return (uint64_t)m->P * MSTRIDE + MSLOTS + (x >> 4) % 100000;
-	case 18: case 19:
+	case 18: case 19: /* may be there: near a front */
 		*must = -1;
-		return i * MSTRIDE + 1 + (x >> 4) % (MSLOTS - 1);
+		return hot_i(w) * MSTRIDE + 1 + (x >> 4) % (MSLOTS - 1);
 	}
-	*must = 1;
 	return i * MSTRIDE;
 }
 
@@ -1313,7 +1365,9 @@ static void mix_scan(struct mthr *w)
 	for (int t = 0; t < m->T; t++)
 		w->snap[t] = atomic_load_explicit(&m->w[t].done, memory_order_acquire);
 	uint64_t x = rnd(&w->s);
-	uint64_t start = x % 8 == 0 ? (x >> 8) % m->P * MSTRIDE : (x >> 8) % ((uint64_t)m->P * MSTRIDE + 64);
+	uint64_t start = x % 8 == 0   ? (x >> 8) % m->P * MSTRIDE
+			 : x % 8 < 4 ? hot_i(w) * MSTRIDE + (x >> 8) % MSTRIDE
+				      : (x >> 8) % ((uint64_t)m->P * MSTRIDE + 64);
 	size_t n = x % 16 == 1 ? 1000 : 1 + (x >> 40) % 300;
 	size_t got = bt_scan(&m->t, start, n, w->kb, w->vb);
 	w->scans++;
@@ -1426,7 +1480,7 @@ static void test_mixed(uint64_t seed, int T)
 		w->vb = malloc(1001 * sizeof(uint64_t));
 		if (!w->perm || !w->pos || !w->snap || !w->kb || !w->vb)
 			FAIL("out of memory");
-		shuffle(w->perm, P, &w->s);
+		insert_order(w->perm, P, &w->s);
 		for (size_t i = 0; i < P; i++)
 			w->pos[w->perm[i]] = (uint32_t)i;
 		w->quota = ((MSLOTS - 2 - (size_t)t) / (size_t)m->T + 1) * P; /* its slots' rounds */

@@ -104,7 +104,9 @@ struct part {
 	_Atomic uint64_t next_keynum; /* E: keynums handed to inserts */
 	uint64_t keycap;	/* shadow slots: loaded keys plus room for inserts */
 	uint64_t *shadow;	/* per keynum: last value written, 0 = the loaded one */
-	size_t mig_len;		/* bytes migrated from mem (the used part at the start) */
+	size_t load_end;	/* bytes of mem the bulk load used; the rest is room for inserts,
+				   placed on the threads' node from the start */
+	size_t mig_len;		/* bytes migrated from mem: the loaded part */
 	struct leap_job *job;
 	pthread_t mig;
 	bool mig_started;
@@ -284,8 +286,7 @@ static void radix_sort(uint64_t *a, uint64_t *tmp, size_t n)
 /* Keys a partition has room to insert (E): a sixteenth of the loaded ones, plus what
  * its workers can insert in the run at up to 150k inserts/s each (5% of 3M ops/s, above
  * what E reaches here on a small tree), counting 2 s for the migration. An insert that
- * finds no room is counted and reported (the test requires none), never lost silently.
- * page_leap moves the whole arena, room included, so the room is kept to that. */
+ * finds no room is counted and reported (the test requires none), never lost silently. */
 static uint64_t insert_room(const struct ycsb_config *c, uint64_t keys)
 {
 	if (c->workload != 'e')
@@ -326,8 +327,19 @@ static int part_setup(struct run *run, struct part *p, uint64_t keys, int on, ch
 	if (!p->shadow)
 		return snprintf(err, errlen, "no memory for the shadow values"), -ENOMEM;
 	int rc = 0;
+	/* The loaded tree starts on `on`; the room for inserts (E) is new memory, which a
+	 * program allocates where its threads run: on the threads' node for every method
+	 * that migrates (a region placed so, anonymous memory bound so, or AutoNUMA's first
+	 * touch by the workers), so every method migrates the same loaded pages. */
+	p->load_end = (bt_bulk_bytes(keys, FILL) + PG4K - 1) & ~(PG4K - 1);
+	bool room_local = k != YK_NONE && p->load_end < p->cap;
 	if (k == YK_NONE || k == YK_LOCAL || k == YK_PAGE_LEAP) {
-		rc = leap_region_new(run->ctx, p->cap, on, &p->region);
+		struct leap_place pl[2] = { { 0, p->load_end, on },
+					    { p->load_end, p->cap - p->load_end, p->node } };
+		if (room_local)
+			rc = leap_region_new_placed(run->ctx, p->cap, pl, 2, &p->region);
+		else
+			rc = leap_region_new(run->ctx, p->cap, on, &p->region);
 		if (rc)
 			return snprintf(err, errlen, "leap_region_new: %s", leap_strerror(rc)), rc;
 		p->mem = leap_region_addr(p->region);
@@ -337,6 +349,15 @@ static int part_setup(struct run *run, struct part *p, uint64_t keys, int on, ch
 		p->mem = sys_anon_map(p->cap, false, k == YK_MOVE_PAGES ? on : -1);
 		if (!p->mem)
 			return snprintf(err, errlen, "cannot map %zu bytes on node %d", p->cap, on), -ENOMEM;
+		if (k == YK_MOVE_PAGES && room_local) {
+			struct bitmask *bm = numa_allocate_nodemask();
+			numa_bitmask_setbit(bm, (unsigned)p->node);
+			rc = mbind(p->mem + p->load_end, p->cap - p->load_end, MPOL_BIND, bm->maskp,
+				   bm->size + 1, 0) ? -errno : 0;
+			numa_free_nodemask(bm);
+			if (rc)
+				return snprintf(err, errlen, "mbind: %s", strerror(-rc)), rc;
+		}
 	}
 	uint64_t *a = malloc(keys * sizeof(*a)), *tmp = malloc(keys * sizeof(*tmp));
 	if (!a || !tmp) {
@@ -373,11 +394,8 @@ static void *move_pages_main(void *arg)
 static int start_migration(struct run *run, int *nb_old, char *err, size_t errlen)
 {
 	const struct ycsb_method *m = run->m;
-	for (unsigned i = 0; i < run->nparts; i++) {
-		struct part *p = &run->parts[i];
-		size_t used = atomic_load(&p->t.used);
-		p->mig_len = m->kind == YK_PAGE_LEAP ? p->cap : (used + PG4K - 1) & ~(PG4K - 1);
-	}
+	for (unsigned i = 0; i < run->nparts; i++)
+		run->parts[i].mig_len = run->parts[i].load_end;
 	if (m->kind == YK_AUTONUMA) {
 		const char *why = NULL;
 		*nb_old = sys_balancing_on(&why);
@@ -390,15 +408,15 @@ static int start_migration(struct run *run, int *nb_old, char *err, size_t errle
 		if (m->kind == YK_PAGE_LEAP) {
 			struct leap_job_options o = { .size = sizeof(o), .granularity_min = m->gran,
 						      .granularity_max = m->gran };
-			int rc = page_leap_opts(p->region, p->mem, p->cap, p->node,
+			int rc = page_leap_opts(p->region, p->mem, p->mig_len, p->node,
 						p->from == p->node ? LEAP_RELOCATE : 0, &o, &p->job);
 			if (rc)
 				return snprintf(err, errlen, "page_leap: %s", leap_strerror(rc)), rc;
 		} else if (m->kind == YK_MOVE_PAGES) {
-			/* new pages (inserts) go to the target from now on, then move the rest */
+			/* pages faulted in from now on go to the target too; then move the rest */
 			struct bitmask *bm = numa_allocate_nodemask();
 			numa_bitmask_setbit(bm, (unsigned)p->node);
-			mbind(p->mem, p->cap, MPOL_BIND, bm->maskp, bm->size + 1, 0);
+			mbind(p->mem, p->mig_len, MPOL_BIND, bm->maskp, bm->size + 1, 0);
 			numa_free_nodemask(bm);
 			p->batch = m->batch;
 			if (pthread_create(&p->mig, NULL, move_pages_main, p))
@@ -591,8 +609,7 @@ static void run_method(struct run *run, struct ycsb_result *r, const int *cpu_no
 			goto out;
 		}
 		r->keys_loaded += keys;
-		r->pages += m->kind == YK_PAGE_LEAP ? p->cap / PG4K
-						     : (atomic_load(&p->t.used) + PG4K - 1) / PG4K;
+		r->pages += p->load_end / PG4K;
 	}
 	/* workers */
 	run->nw = run->nparts * c->threads;

@@ -683,7 +683,7 @@ static void run_method(struct run *run, struct ycsb_result *r, const int *cpu_no
 				if (!done)
 					r->finished = false, end_ns = now;
 				if (!migrating)
-					end_ns = now; /* baselines: the window is the warm-up's length */
+					end_ns = now; /* baselines: "during" ends after `after` s */
 				ops_at[PH_AFTER] = ops, t_at[PH_AFTER] = now;
 				atomic_store(&run->phase, PH_AFTER);
 			}

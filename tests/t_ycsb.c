@@ -6,7 +6,8 @@
  * whole tree against a shadow written under the leaf lock), no read missed a loaded key,
  * every scan came back ascending, and every migration finished with no page left off its
  * target. On two or more nodes move_pages must have run; on one node it must say why not.
- * Which CLI runs: see clijson.h. LEAP_YCSB_KEYS scales the key count.
+ * Bad arguments must exit 2 with a message naming them. Which CLI runs: see clijson.h.
+ * LEAP_YCSB_KEYS scales the key count.
  */
 #include "clijson.h"
 
@@ -114,11 +115,35 @@ static const struct jv *method(const struct jv *root, const char *name)
 	return NULL;
 }
 
+/* Bad usage: exit status 2 and a message naming the problem, before any work. */
+static void bad_usage(const char *cli, const char *args, const char *want)
+{
+	char cmd[PATH_MAX + 256], out[512] = "";
+	snprintf(cmd, sizeof(cmd), "%s ycsb %s 2>&1", cli, args);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		FAIL("popen: %s", strerror(errno));
+	size_t n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	int st = pclose(f);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 2 || !strstr(out, want))
+		BAD("pageleap ycsb %s: exit %d, output \"%.80s\"; want exit 2 and \"%s\"", args,
+		    WIFEXITED(st) ? WEXITSTATUS(st) : -1, out, want);
+}
+
 int main(void)
 {
 	t_name = "t_ycsb";
 	char path[PATH_MAX + 16], keys[32];
 	const char *cli = find_cli(path, sizeof(path));
+	bad_usage(cli, "--workload x", "unknown workload 'x'");
+	bad_usage(cli, "--dist zipfy", "unknown distribution");
+	bad_usage(cli, "--method page_leap,nope", "unknown method 'nope'");
+	bad_usage(cli, "--keys 5", "--keys wants");
+	bad_usage(cli, "--threads 0", "--threads wants");
+	bad_usage(cli, "--warmup -1", "--warmup wants seconds");
+	bad_usage(cli, "--keys", "--keys needs a value");
+	bad_usage(cli, "--bogus", "unknown option '--bogus'");
 	snprintf(keys, sizeof(keys), "%d", (int)env_long("LEAP_YCSB_KEYS", 200000));
 
 	struct jv a = run_ycsb(cli, "a", "none,move_pages,page_leap", keys);

@@ -803,7 +803,13 @@ static int parse_args(int argc, char **argv, struct ycsb_config *c)
 		} else if (!strcmp(a, "--no-progress")) {
 			c->progress = false;
 		} else if (!v) {
-			return bad("%s needs a value", a);
+			static const char *const valued[] = { "--workload", "--dist", "--method", "--keys",
+				"--threads", "--warmup", "--after", "--max-migration", "--seed", "--plot",
+				"--save-json" };
+			for (size_t k = 0; k < sizeof(valued) / sizeof(*valued); k++)
+				if (!strcmp(a, valued[k]))
+					return bad("%s needs a value", a);
+			return bad("unknown option '%s'", a);
 		} else if (!strcmp(a, "--workload")) {
 			if (strlen(v) != 1 || !strchr("abceABCE", v[0]))
 				return bad("unknown workload '%s' (a, b, c or e)", v);
@@ -847,8 +853,12 @@ static int parse_args(int argc, char **argv, struct ycsb_config *c)
 			i++;
 		} else if (!strcmp(a, "--warmup") || !strcmp(a, "--after") ||
 			   !strcmp(a, "--max-migration")) {
-			if (!parse_num(v, a[2] == 'm' ? 0.1 : 0, 3600, &x))
-				return bad("%s wants seconds (0 to 3600), not '%s'", a);
+			if (!parse_num(v, a[2] == 'm' ? 0.1 : 0, 3600, &x)) {
+				char msg[160];
+				snprintf(msg, sizeof(msg), "%s wants seconds (%s to 3600), not '%s'", a,
+					 a[2] == 'm' ? "0.1" : "0", v);
+				return bad("%s", msg);
+			}
 			*(a[2] == 'w' ? &c->warmup_s : a[2] == 'a' ? &c->after_s : &c->max_migrate_s) = x;
 			i++;
 		} else if (!strcmp(a, "--seed")) {

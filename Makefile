@@ -18,10 +18,13 @@ CC ?= cc
 PREFIX ?= /usr/local
 CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
-BASEFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(WARN) -pthread
+BASEFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) -pthread
+# the library's sources see the folders' internal headers; tools and tests see pageleap.h
+LIBFLAGS := -Isrc -Isrc/core
 LIBS := -lnuma -pthread
 
-LIB_SRC := $(wildcard src/*.c)
+LIB_SRC := $(wildcard src/*/*.c)
+LIB_HDR := $(wildcard src/*/*.h) include/pageleap.h
 LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
 PIC_OBJ := $(LIB_SRC:src/%.c=$(B)/pic/%.o)
 TEST_SRC := $(wildcard tests/t_*.c)
@@ -34,10 +37,12 @@ CLI := $(B)/pageleap
 
 all: $(SHLIB) $(STLIB) $(CLI) $(TESTS) $(B)/tests/cxx_header $(B)/pageleap.pc
 
-$(B)/obj/%.o: src/%.c src/internal.h include/pageleap.h | $(B)/obj
-	$(CC) $(BASEFLAGS) $(CFLAGS) -fvisibility=hidden -c $< -o $@
-$(B)/pic/%.o: src/%.c src/internal.h include/pageleap.h | $(B)/pic
-	$(CC) $(BASEFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+$(B)/obj/%.o: src/%.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(LIBFLAGS) $(CFLAGS) -fvisibility=hidden -c $< -o $@
+$(B)/pic/%.o: src/%.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(LIBFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(SHLIB): $(PIC_OBJ) src/libpageleap.map
 	$(CC) $(CFLAGS) -shared -Wl,-soname,libpageleap.so.$(SOVER) -Wl,--version-script=src/libpageleap.map \
@@ -48,8 +53,8 @@ $(STLIB): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 CLI_SRC := $(wildcard tools/*.c)
-$(CLI): $(CLI_SRC) $(wildcard tools/*.h) src/internal.h $(STLIB) | $(B)
-	$(CC) $(BASEFLAGS) $(CFLAGS) $(CLI_SRC) -o $@ $(STLIB) $(LIBS) -lm
+$(CLI): $(CLI_SRC) $(wildcard tools/*.h) $(LIB_HDR) $(STLIB) | $(B)
+	$(CC) $(BASEFLAGS) -Isrc/core $(CFLAGS) $(CLI_SRC) -o $@ $(STLIB) $(LIBS) -lm
 
 $(B)/tests/%: tests/%.c tests/util.h tests/clijson.h $(STLIB) | $(B)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) $(LIBS)
@@ -65,8 +70,8 @@ $(B)/tests/cxx_header: tests/cxx_header.cc include/pageleap.h $(STLIB) | $(B)/te
 # static binaries for the initramfs of the emulated-NUMA guests
 $(B)/static/%: tests/%.c tests/util.h tests/clijson.h $(STLIB) | $(B)/static
 	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) -lnuma -pthread
-$(B)/static/pageleap: $(CLI_SRC) $(wildcard tools/*.h) src/internal.h $(STLIB) | $(B)/static
-	$(CC) $(BASEFLAGS) $(CFLAGS) -static $(CLI_SRC) -o $@ $(STLIB) -lnuma -pthread -lm
+$(B)/static/pageleap: $(CLI_SRC) $(wildcard tools/*.h) $(LIB_HDR) $(STLIB) | $(B)/static
+	$(CC) $(BASEFLAGS) -Isrc/core $(CFLAGS) -static $(CLI_SRC) -o $@ $(STLIB) -lnuma -pthread -lm
 $(B)/static/guest-exit: scripts/vm/guest-exit.c | $(B)/static
 	$(CC) -O2 -static $< -o $@
 static: $(STATIC_TESTS) $(B)/static/pageleap $(B)/static/guest-exit

@@ -62,6 +62,11 @@
 #define LEAP_GRAN_LIMIT ((1u << 30) / LEAP_PAGE_SIZE)	      /* pages: largest allowed */
 #define LEAP_STALL_TARGET_DEFAULT 250000u		      /* ns */
 
+/* Test seam (not exported from the shared library; tests link the static one): called on
+ * the job's thread before each extent, with the extent's first byte offset in the
+ * region, so a test can hold a job at a known point instead of racing it. */
+void (*leap__test_extent_hook)(struct leap_job *j, struct leap_region *r, size_t offset);
+
 struct leap_job {
 	struct leap_region *r;
 	uint64_t a, b;	 /* pages of the region */
@@ -206,6 +211,12 @@ static void job_run(void *arg)
 	g = g > j->gmax ? j->gmax : g;
 	bool cancelled = false;
 	for (uint64_t pos = j->a; pos < j->b;) {
+		if (atomic_load(&j->cancel)) {
+			cancelled = true;
+			break;
+		}
+		if (leap__test_extent_hook)
+			leap__test_extent_hook(j, r, (size_t)(pos * LEAP_PG));
 		if (atomic_load(&j->cancel)) {
 			cancelled = true;
 			break;

@@ -20,7 +20,7 @@ CFLAGS ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 BASEFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) -pthread
 # the library's sources see the folders' internal headers; tools and tests see pageleap.h
-LIBFLAGS := -Isrc -Isrc/core
+LIBFLAGS := -Isrc
 LIBS := -lnuma -pthread
 
 LIB_SRC := $(wildcard src/*/*.c)
@@ -54,9 +54,9 @@ $(STLIB): $(LIB_OBJ)
 
 CLI_SRC := $(wildcard tools/*.c)
 $(CLI): $(CLI_SRC) $(wildcard tools/*.h) $(LIB_HDR) $(STLIB) | $(B)
-	$(CC) $(BASEFLAGS) -Isrc/core $(CFLAGS) $(CLI_SRC) -o $@ $(STLIB) $(LIBS) -lm
+	$(CC) $(BASEFLAGS) -Isrc $(CFLAGS) $(CLI_SRC) -o $@ $(STLIB) $(LIBS) -lm
 
-$(B)/tests/%: tests/%.c tests/util.h tests/clijson.h $(STLIB) | $(B)/tests
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(STLIB) | $(B)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) $(LIBS)
 # failure injection: the library's mmap calls go through the test's __wrap_mmap
 $(B)/tests/t_inject $(B)/static/t_inject: TEST_LDFLAGS = -Wl,--wrap=mmap
@@ -68,10 +68,10 @@ $(B)/tests/cxx_header: tests/cxx_header.cc include/pageleap.h $(STLIB) | $(B)/te
 	$(CXX) -std=c++11 -Iinclude -Wall -Wextra -Werror -pedantic $(CFLAGS) $< -o $@ $(STLIB) $(LIBS)
 
 # static binaries for the initramfs of the emulated-NUMA guests
-$(B)/static/%: tests/%.c tests/util.h tests/clijson.h $(STLIB) | $(B)/static
+$(B)/static/%: tests/%.c $(wildcard tests/*.h) $(STLIB) | $(B)/static
 	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) -lnuma -pthread
 $(B)/static/pageleap: $(CLI_SRC) $(wildcard tools/*.h) $(LIB_HDR) $(STLIB) | $(B)/static
-	$(CC) $(BASEFLAGS) -Isrc/core $(CFLAGS) -static $(CLI_SRC) -o $@ $(STLIB) -lnuma -pthread -lm
+	$(CC) $(BASEFLAGS) -Isrc $(CFLAGS) -static $(CLI_SRC) -o $@ $(STLIB) -lnuma -pthread -lm
 $(B)/static/guest-exit: scripts/vm/guest-exit.c | $(B)/static
 	$(CC) -O2 -static $< -o $@
 static: $(STATIC_TESTS) $(B)/static/pageleap $(B)/static/guest-exit

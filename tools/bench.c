@@ -19,7 +19,7 @@
  */
 #include "bench.h"
 #include "cli.h"
-#include "internal.h" /* leap__hist: the library's latency histogram, linked statically */
+#include "util/util.h" /* leap__hist: the library's latency histogram, linked statically */
 #include "pageleap.h"
 #include "sys.h"
 

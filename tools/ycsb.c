@@ -25,7 +25,7 @@
  */
 #include "btree.h"
 #include "cli.h"
-#include "internal.h" /* leap__hist, linked statically */
+#include "util/util.h" /* leap__hist, linked statically */
 #include "keygen.h"
 #include "pageleap.h"
 #include "sys.h"

@@ -16,7 +16,7 @@
  *
  * Threads: the coordinator's own; the regions' and jobs' locks as everywhere else.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <errno.h>
 #include <stdlib.h>

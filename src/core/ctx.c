@@ -7,7 +7,7 @@
  * Threads: pools and workers are created lazily under ctx->lock; once published they
  * never change until the instance is freed, so readers only need the lock to create.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -48,7 +48,7 @@
  * Threads: job->lock guards state, result and the progress snapshot; the extent loop's
  * own variables belong to the worker thread.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <errno.h>
 #include <numa.h>

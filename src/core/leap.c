@@ -25,7 +25,7 @@
  * A slot (pool slot n, bank y, page p) is used by page p only, so for a page not on the target
  * every bank is free; a page relocated on its own node needs a bank it is not in.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <errno.h>
 #include <stdlib.h>

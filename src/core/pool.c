@@ -34,7 +34,7 @@
  * Threads: any thread calling into a region or a pool; pool->lock is taken after
  * region->lock and ctx->lock (see internal.h) and never held across a copy.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -26,7 +26,7 @@
  * one extent at a time. base, npages, resv_len and wp never change after creation and
  * are read without the lock.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
  * Threads: w->lock guards the queue and the stop flag, nothing else; items are run
  * without it.
  */
-#include "internal.h"
+#include "core/core.h"
 
 #include <errno.h>
 #include <pthread.h>

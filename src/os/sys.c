@@ -5,7 +5,7 @@
  * never touches library state and is safe to call from any thread. Offsets and lengths
  * come in pages and are converted to bytes here. NUMA calls go through libnuma.
  */
-#include "internal.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -6,7 +6,8 @@
  * QEMU node without CPUs) have memory and no CPUs: work for them runs on the nearest
  * node that has CPUs, by the kernel's distance.
  */
-#include "internal.h"
+#include "os/os.h"
+#include "topo/topo.h"
 
 #include <errno.h>
 #include <numa.h>

@@ -5,7 +5,7 @@
  * at any scale from nanoseconds to minutes, in a fixed 1 KiB. Not thread safe: the owner
  * (a job, on its worker thread) adds, readers copy under the owner's lock.
  */
-#include "internal.h"
+#include "util/util.h"
 
 static unsigned bucket(uint64_t ns)
 {

@@ -5,7 +5,7 @@
  * intervals follows the number of extents, not pages, so a sorted array with memmove is
  * small and fast enough. Not thread safe: the owner's lock protects a set.
  */
-#include "internal.h"
+#include "util/util.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -17,7 +17,8 @@
  * fault are dropped by the kernel once it is woken, so the listener must read promptly;
  * wp->lock guards the list of extents in flight and their fault records.
  */
-#include "internal.h"
+#include "os/os.h"
+#include "wp/wp.h"
 
 #include <errno.h>
 #include <fcntl.h>

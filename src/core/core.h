@@ -1,19 +1,48 @@
 /*
- * internal.h - declarations shared between libpageleap's source files. Not installed.
+ * core.h - the core of libpageleap: instances, pools, regions, the extent move, jobs and
+ * their workers. Not installed. The other folders are leaves the core uses (os, util,
+ * topo, wp) or clients of it (coord); each has its own header.
  *
- * Units: inside the library, pool offsets and region positions are counted in pages
- * (LEAP_PAGE_SIZE) as uint64_t; bytes appear only at the syscall boundary (sys.c).
+ * Glossary (the words every file uses):
+ *   page         LEAP_PAGE_SIZE bytes; inside the library positions and lengths are
+ *                counted in pages as uint64_t, bytes only at the system-call boundary.
+ *   kind         what backs a pool or region: small pages, THP or hugetlb (enum
+ *                leap_pages); unit = pages per huge page of the kind (1 for small).
+ *   pool         one memfd (or a user's file) whose pages all live on one node.
+ *   slot         a region's view of a pool: slot n < node count is node n's own pool of
+ *                the region's kind, the slots above are external pools (region.c).
+ *   bank         one of LEAP_BANKS_MAX windows a region may hold in one slot; a second
+ *                bank lets pages move to fresh pages on the node they are on.
+ *   window       a region-sized range of a pool's offset space, one per (slot, bank):
+ *                page p of the region in (slot, bank) lives at offset win[slot][bank] + p.
+ *   run          a maximal range of region pages in one (slot, bank): one file extent,
+ *                one kernel mapping. mappings == runs, whatever the history.
+ *   extent       the unit one move handles under the region lock (extent.c); a job moves
+ *                its range extent by extent.
+ *   piece        the part of an extent inside one run (extent.c's plan).
+ *   step         consecutive moving pieces copied and remapped together (extent.c).
+ *   granularity  the extent size a job uses now, chosen by the controller (gran.c).
+ *   claim        a job's hold on a range of a region: claims never overlap (lifetime.c).
+ *   walker       a coordinating job that visits every region of an instance (coord/).
+ *
+ * Invariants (under region->lock): the runs are sorted, disjoint and cover [0, npages);
+ * for every pool, used <= alloc and used == the pages of the runs in its windows.
  *
  * Lock order (take left before right, never the reverse):
  *     region->lock  ->  ctx->lock  ->  pool->lock  ->  wp->lock  ->  job->lock
  *     worker->lock is a leaf (nothing is taken under it)
- * ctx->lock only guards lazy creation of pools, workers and the userfaultfd; it is never
- * held while copying or remapping. region->lock is held for one extent at a time.
+ * ctx->lock only guards lazy creation of pools, workers and the userfaultfd, and the
+ * instance's list of regions; it is never held while copying or remapping.
+ * region->lock is held for one extent at a time.
  */
-#ifndef LEAP_INTERNAL_H
-#define LEAP_INTERNAL_H
+#ifndef LEAP_CORE_H
+#define LEAP_CORE_H
 
 #include "pageleap.h"
+#include "os/os.h"
+#include "topo/topo.h"
+#include "util/util.h"
+#include "wp/wp.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,8 +50,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LEAP_API __attribute__((visibility("default")))
-#define LEAP_PG ((uint64_t)LEAP_PAGE_SIZE)
 
 /* Region addresses are aligned to this so huge pages can back them. */
 #define LEAP_REGION_ALIGN (2u << 20)
@@ -40,101 +67,6 @@
 /* Offset space of one pool, in bytes (64 TiB): the windows of all regions on a node, one
  * per bank in use, must fit. */
 #define LEAP_POOL_SPACE_MAX (UINT64_C(64) << 40)
-
-/* ------------------------------------------------------------ sys.c */
-int leap__sys_memfd(const char *name, int kind);
-int leap__sys_map_pool(int fd, uint64_t pg_off, uint64_t npages, int node, int kind, bool bind,
-		       void **out);
-int leap__sys_populate_write(void *addr, uint64_t npages);
-void leap__sys_populate_read(void *addr, uint64_t npages);
-int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages, int node, int kind);
-int leap__sys_punch(int fd, uint64_t pg_off, uint64_t npages);
-int leap__sys_truncate(int fd, uint64_t npages);
-int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off, int kind);
-/* Open path as an external pool file (see leap_pool_open); *kind in: wanted, out: found. */
-int leap__sys_open_pool_file(const char *path, int *kind, bool *dax, uint64_t *fs_free);
-/* Whether the kernel allows shared-memory THP (shmem_enabled not never/deny). */
-bool leap__sys_shmem_thp_ok(void);
-/* Free hugetlb pages of 2 MiB on node (sysfs), or 0. */
-uint64_t leap__sys_free_hugepages(int node);
-int leap__sys_reserve(size_t len, size_t align, void **out);
-void leap__sys_unmap(void *addr, size_t len);
-uint64_t leap__sys_now_ns(void);
-
-/* ------------------------------------------------------------ stats.c */
-/* A latency histogram: 4 buckets per power of two of nanoseconds (within 19%). */
-#define LEAP_HIST_BUCKETS 256
-struct leap__hist {
-	uint64_t count, sum_ns, max_ns;
-	uint32_t b[LEAP_HIST_BUCKETS];
-};
-/* Add a sample. A histogram whose count is 0 is empty, whatever its other fields hold. */
-void leap__hist_add(struct leap__hist *h, uint64_t ns);
-void leap__hist_merge(struct leap__hist *dst, const struct leap__hist *src);
-/* The q-quantile (0..1) in ns: the lower bound of its bucket; 0 when empty. */
-uint64_t leap__hist_quantile(const struct leap__hist *h, double q);
-
-/* ------------------------------------------------------------ wp.c */
-#define LEAP_WP_FAULTS_MAX 64 /* faults timed per extent; more are counted */
-/* An extent in flight: write protected, listed so the listener can time its faults. */
-struct leap__wp_extent {
-	uintptr_t lo, hi;
-	uint64_t start_ns;
-	uint32_t nfaults;
-	uint64_t fault_ns[LEAP_WP_FAULTS_MAX];
-	struct leap__wp_extent *next;
-};
-struct leap__wp {
-	int fd;	     /* the userfaultfd */
-	int stop[2]; /* pipe that stops the listener */
-	pthread_t thread;
-	pthread_mutex_t lock;		   /* guards inflight and the extents' fault records */
-	struct leap__wp_extent *inflight;
-	/* protecting a huge-mapped shmem THP splits its entry into unpopulated ones; the
-	 * 6.1 guest lost writes there (t_huge). Kernels with UFFD_FEATURE_WP_UNPOPULATED
-	 * protect those too: THP moves with writers need it. */
-	bool thp_ok;
-};
-int leap__wp_new(struct leap__wp **out);
-void leap__wp_free(struct leap__wp *w);
-int leap__wp_register(struct leap__wp *w, void *addr, uint64_t npages);
-void leap__wp_track(struct leap__wp *w, struct leap__wp_extent *e, void *addr, uint64_t npages);
-int leap__wp_set(struct leap__wp *w, void *addr, uint64_t npages, bool on);
-void leap__wp_release(struct leap__wp *w, struct leap__wp_extent *e, struct leap__hist *h);
-
-/* ------------------------------------------------------------ ivset.c */
-/* A set of page numbers kept as sorted, disjoint, non-adjacent intervals [lo, hi). */
-struct leap__iv {
-	uint64_t lo, hi;
-};
-struct leap__ivset {
-	struct leap__iv *v;
-	size_t n, cap;
-	uint64_t total; /* pages in the set */
-};
-int leap__ivset_add(struct leap__ivset *s, uint64_t lo, uint64_t hi);
-int leap__ivset_remove(struct leap__ivset *s, uint64_t lo, uint64_t hi);
-uint64_t leap__ivset_covered(const struct leap__ivset *s, uint64_t lo, uint64_t hi);
-void leap__ivset_free(struct leap__ivset *s);
-/* Call fn for each maximal interval of a \ b; stops early when fn returns non-zero. */
-int leap__ivset_diff_each(const struct leap__ivset *a, const struct leap__ivset *b,
-			  int (*fn)(uint64_t lo, uint64_t hi, void *arg), void *arg);
-/* Call fn for each maximal interval of [lo, hi) \ s. */
-int leap__ivset_gaps_each(const struct leap__ivset *s, uint64_t lo, uint64_t hi,
-			  int (*fn)(uint64_t lo, uint64_t hi, void *arg), void *arg);
-
-/* ------------------------------------------------------------ topo.c */
-struct leap_topo {
-	int count;	   /* node ids 0 .. count-1 */
-	int *online;	   /* [count] */
-	int *has_memory;   /* [count] */
-	int *ncpus;	   /* [count] */
-	int *nearest_cpu;  /* [count] nearest node with CPUs, -1 if none */
-	int *dist;	   /* [count * count] */
-	int **cpus;	   /* [count][ncpus] */
-	uint64_t *mem_total; /* [count] bytes */
-};
-int leap__topo_valid_mem_node(const struct leap_topo *t, int node);
 
 /* ------------------------------------------------------------ pool.c */
 /*
@@ -349,4 +281,4 @@ void leap__job_add(struct leap_job *j, uint64_t total, uint64_t failed, int erro
 /* The coordinating function ends: set the result from the counters. */
 void leap__job_finish(struct leap_job *j);
 
-#endif /* LEAP_INTERNAL_H */
+#endif /* LEAP_CORE_H */

@@ -1,0 +1,45 @@
+/*
+ * util.h - pure helpers of libpageleap: no system calls, no locks, no knowledge of
+ * regions or pools; each is unit-tested on its own (t_ivset, t_hist). Not installed.
+ */
+#ifndef LEAP_UTIL_H
+#define LEAP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------ hist.c */
+/* A latency histogram: 4 buckets per power of two of nanoseconds (within 19%). */
+#define LEAP_HIST_BUCKETS 256
+struct leap__hist {
+	uint64_t count, sum_ns, max_ns;
+	uint32_t b[LEAP_HIST_BUCKETS];
+};
+/* Add a sample. A histogram whose count is 0 is empty, whatever its other fields hold. */
+void leap__hist_add(struct leap__hist *h, uint64_t ns);
+void leap__hist_merge(struct leap__hist *dst, const struct leap__hist *src);
+/* The q-quantile (0..1) in ns: the lower bound of its bucket; 0 when empty. */
+uint64_t leap__hist_quantile(const struct leap__hist *h, double q);
+
+/* ------------------------------------------------------------ ivset.c */
+/* A set of page numbers kept as sorted, disjoint, non-adjacent intervals [lo, hi). */
+struct leap__iv {
+	uint64_t lo, hi;
+};
+struct leap__ivset {
+	struct leap__iv *v;
+	size_t n, cap;
+	uint64_t total; /* pages in the set */
+};
+int leap__ivset_add(struct leap__ivset *s, uint64_t lo, uint64_t hi);
+int leap__ivset_remove(struct leap__ivset *s, uint64_t lo, uint64_t hi);
+uint64_t leap__ivset_covered(const struct leap__ivset *s, uint64_t lo, uint64_t hi);
+void leap__ivset_free(struct leap__ivset *s);
+/* Call fn for each maximal interval of a \ b; stops early when fn returns non-zero. */
+int leap__ivset_diff_each(const struct leap__ivset *a, const struct leap__ivset *b,
+			  int (*fn)(uint64_t lo, uint64_t hi, void *arg), void *arg);
+/* Call fn for each maximal interval of [lo, hi) \ s. */
+int leap__ivset_gaps_each(const struct leap__ivset *s, uint64_t lo, uint64_t hi,
+			  int (*fn)(uint64_t lo, uint64_t hi, void *arg), void *arg);
+
+#endif /* LEAP_UTIL_H */

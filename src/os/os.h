@@ -41,9 +41,12 @@ void leap__sys_unmap(void *addr, size_t len);
 uint64_t leap__sys_now_ns(void);
 
 /* ------------------------------------------------------------ uffd.c */
-/* A write-protect userfaultfd, non-blocking, feature-negotiated. *features: what the
+/* A write-protect userfaultfd (returned), non-blocking, feature-negotiated. *features: what the
  * kernel offers (UFFD_FEATURE_*). -EOPNOTSUPP when unavailable or lacking shmem WP. */
 int leap__uffd_open_wp(uint64_t *features);
+/* The feature bit of UFFD_FEATURE_WP_UNPOPULATED (Linux 6.4+), for callers without the
+ * kernel header. */
+#define LEAP_UFFD_WP_UNPOPULATED (UINT64_C(1) << 13)
 /* Register [addr, addr+npages) for write protection. */
 int leap__uffd_register_wp(int fd, void *addr, uint64_t npages);
 /* Protect (on) or unprotect without waking [addr, addr+npages); -EAGAIN is retried. */

@@ -15,90 +15,38 @@
  * fault messages as they come, so each blocked writer is timed from the moment it
  * faulted to the moment its extent is woken: the writer-stall statistics. Messages of a
  * fault are dropped by the kernel once it is woken, so the listener must read promptly;
- * wp->lock guards the list of extents in flight and their fault records.
+ * wp->lock guards the list of extents in flight and their fault records. The system
+ * calls themselves (userfaultfd, its ioctls, the listener's wait) are in os/uffd.c.
  */
 #include "os/os.h"
 #include "wp/wp.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/userfaultfd.h>
-#include <poll.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#ifndef UFFD_USER_MODE_ONLY
-#define UFFD_USER_MODE_ONLY 1
-#endif
-#ifndef UFFD_FEATURE_WP_UNPOPULATED
-#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
-#endif
-
-/* Open a userfaultfd: the syscall; /dev/userfaultfd where the syscall is denied. */
-static int open_uffd(void)
-{
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (fd >= 0 || errno != EPERM)
-		return fd >= 0 ? fd : -errno;
-	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
-		return -EPERM;
-#ifndef USERFAULTFD_IOC_NEW
-#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
-#endif
-	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
-	close(dev);
-	return fd >= 0 ? fd : -EPERM;
-}
 
 static void *listener_main(void *arg);
 
-/* Open and probe; write protection of shmem needs UFFD_FEATURE_WP_HUGETLBFS_SHMEM. */
+/* Open, negotiate (os/uffd.c) and start the listener. */
 int leap__wp_new(struct leap__wp **out)
 {
 	struct leap__wp *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	w->fd = open_uffd();
-	if (w->fd < 0) {
-		int rc = w->fd;
+	uint64_t features = 0;
+	w->fd = leap__uffd_open_wp(&features);
+	int rc = w->fd < 0 ? w->fd : leap__sys_stopper_new(w->stop);
+	if (rc < 0) {
+		if (w->fd >= 0)
+			leap__sys_close(w->fd);
 		free(w);
-		return rc == -ENOSYS || rc == -EPERM ? -EOPNOTSUPP : rc;
+		return rc;
 	}
-	struct uffdio_api api = { .api = UFFD_API };
-	/* ask what the kernel has, then enable what we use */
-	if (ioctl(w->fd, UFFDIO_API, &api) != 0 ||
-	    !(api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM)) {
-		close(w->fd);
-		free(w);
-		return -EOPNOTSUPP;
-	}
-	uint64_t avail = api.features;
-	close(w->fd);
-	w->fd = open_uffd();
-	if (w->fd < 0) {
-		free(w);
-		return -EOPNOTSUPP;
-	}
-	/* pages are always populated, but protect unpopulated ones too where the kernel can */
-	api = (struct uffdio_api){ .api = UFFD_API,
-				   .features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM |
-					       (avail & UFFD_FEATURE_WP_UNPOPULATED) };
-	if (ioctl(w->fd, UFFDIO_API, &api) != 0 || pipe2(w->stop, O_CLOEXEC) != 0) {
-		close(w->fd);
-		free(w);
-		return -EOPNOTSUPP;
-	}
-	w->thp_ok = avail & UFFD_FEATURE_WP_UNPOPULATED;
+	w->thp_ok = features & LEAP_UFFD_WP_UNPOPULATED;
 	pthread_mutex_init(&w->lock, NULL);
-	int rc = -pthread_create(&w->thread, NULL, listener_main, w);
+	rc = -pthread_create(&w->thread, NULL, listener_main, w);
 	if (rc) {
-		close(w->stop[0]);
-		close(w->stop[1]);
-		close(w->fd);
+		leap__sys_stopper_close(w->stop);
+		leap__sys_close(w->fd);
 		pthread_mutex_destroy(&w->lock);
 		free(w);
 		return rc;
@@ -111,14 +59,10 @@ void leap__wp_free(struct leap__wp *w)
 {
 	if (!w)
 		return;
-	char c = 0;
-	if (write(w->stop[1], &c, 1) != 1) {
-		/* the pipe cannot be full: nothing else writes to it */
-	}
+	leap__sys_stopper_signal(w->stop);
 	pthread_join(w->thread, NULL);
-	close(w->stop[0]);
-	close(w->stop[1]);
-	close(w->fd);
+	leap__sys_stopper_close(w->stop);
+	leap__sys_close(w->fd);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
@@ -126,14 +70,20 @@ void leap__wp_free(struct leap__wp *w)
 /* Register [addr, addr+npages) for write protection (after mapping or remapping it). */
 int leap__wp_register(struct leap__wp *w, void *addr, uint64_t npages)
 {
-	struct uffdio_register r = { .range = { (uintptr_t)addr, npages * LEAP_PG },
-				     .mode = UFFDIO_REGISTER_MODE_WP };
-	return ioctl(w->fd, UFFDIO_REGISTER, &r) == 0 ? 0 : -errno;
+	return leap__uffd_register_wp(w->fd, addr, npages);
 }
 
+/* A fault at addr seen at time t (the listener's drain). */
+struct seen {
+	struct leap__wp *w;
+	uint64_t t;
+};
+
 /* Record a fault at addr seen at time t against the extent in flight that holds it. */
-static void note_fault(struct leap__wp *w, uintptr_t addr, uint64_t t)
+static void note_fault(uintptr_t addr, void *arg)
 {
+	struct leap__wp *w = ((struct seen *)arg)->w;
+	uint64_t t = ((struct seen *)arg)->t;
 	pthread_mutex_lock(&w->lock);
 	for (struct leap__wp_extent *e = w->inflight; e; e = e->next) {
 		if (addr < e->lo || addr >= e->hi)
@@ -149,31 +99,15 @@ static void note_fault(struct leap__wp *w, uintptr_t addr, uint64_t t)
 /* Read every pending fault message; returns how many. */
 static int drain(struct leap__wp *w)
 {
-	struct uffd_msg m[16];
-	int n = 0;
-	for (;;) {
-		ssize_t r = read(w->fd, m, sizeof(m));
-		if (r <= 0)
-			return n;
-		uint64_t t = leap__sys_now_ns();
-		for (size_t i = 0; i < (size_t)r / sizeof(m[0]); i++, n++)
-			if (m[i].event == UFFD_EVENT_PAGEFAULT)
-				note_fault(w, (uintptr_t)m[i].arg.pagefault.address, t);
-	}
+	struct seen sn = { w, leap__sys_now_ns() };
+	return leap__uffd_drain(w->fd, note_fault, &sn);
 }
 
 static void *listener_main(void *arg)
 {
 	struct leap__wp *w = arg;
-	struct pollfd p[2] = { { .fd = w->fd, .events = POLLIN }, { .fd = w->stop[0], .events = POLLIN } };
-	for (;;) {
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents)
-			break;
-		if (p[0].revents & POLLIN)
-			drain(w);
-	}
+	while (leap__sys_wait_readable(w->fd, w->stop) > 0)
+		drain(w);
 	return NULL;
 }
 
@@ -201,16 +135,7 @@ void leap__wp_track(struct leap__wp *w, struct leap__wp_extent *e, void *addr, u
  */
 int leap__wp_set(struct leap__wp *w, void *addr, uint64_t npages, bool on)
 {
-	struct uffdio_writeprotect wp = { .range = { (uintptr_t)addr, npages * LEAP_PG },
-					  .mode = on ? UFFDIO_WRITEPROTECT_MODE_WP
-						     : UFFDIO_WRITEPROTECT_MODE_DONTWAKE };
-	for (int tries = 0; tries < 100; tries++) {
-		if (ioctl(w->fd, UFFDIO_WRITEPROTECT, &wp) == 0)
-			return 0;
-		if (errno != EAGAIN)
-			break;
-	}
-	return -errno;
+	return leap__uffd_writeprotect(w->fd, addr, npages, on);
 }
 
 /*
@@ -221,8 +146,7 @@ void leap__wp_release(struct leap__wp *w, struct leap__wp_extent *e, struct leap
 {
 	/* faults not yet read by the listener would vanish on wake: read them now */
 	drain(w);
-	struct uffdio_range r = { e->lo, e->hi - e->lo };
-	ioctl(w->fd, UFFDIO_WAKE, &r);
+	leap__uffd_wake(w->fd, e->lo, e->hi);
 	uint64_t now = leap__sys_now_ns();
 	pthread_mutex_lock(&w->lock);
 	for (struct leap__wp_extent **pp = &w->inflight; *pp; pp = &(*pp)->next)

@@ -227,7 +227,7 @@ void leap__region_release_unused(struct leap_region *r, int slot);
 /* Make [pg, pg+n) one run on (node, bank) and merge with equal neighbours. */
 int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int node, int bank);
 
-/* ------------------------------------------------------------ leap.c */
+/* ------------------------------------------------------------ extent.c */
 /* What moving one extent did. */
 struct leap__extent_out {
 	uint64_t moved;	    /* pages now on new pages */

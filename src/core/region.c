@@ -19,7 +19,7 @@
  *
  * Banks exist for relocation: a page that moves to fresh physical pages on the node it
  * is already on needs a second slot on that node. Moving between nodes uses bank 0
- * unless a neighbour suggests another (see leap.c), so regions that only move between
+ * unless a neighbour suggests another (see extent.c), so regions that only move between
  * nodes have exactly one run per stretch of pages on one node.
  *
  * Threads: region->lock guards the runs, windows, stats and job list; jobs hold it for

@@ -1,5 +1,5 @@
 /*
- * leap.c - moving one extent of a region to another node (the step a job repeats).
+ * extent.c - moving one extent of a region to another node (the step a job repeats).
  *
  * One extent, under region->lock:
  *   1. plan: cut [a, b) into pieces along the region's runs; pieces already on the

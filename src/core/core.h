@@ -262,6 +262,15 @@ int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, const struc
 /* Cancel every job of r and wait until none is left. pre: r->lock held (released while
  * waiting). */
 void leap__jobs_cancel_wait(struct leap_region *r);
+/* A job for page_leap() on [addr, addr+len) of r, checked (the target comes at go). */
+int leap__job_prepare(struct leap_region *r, void *addr, size_t len, unsigned flags,
+		      const struct leap_job_options *opts, struct leap_job **out);
+/* Start a prepared job towards node (pool NULL) or pool, then hand it out (out) or wait
+ * for it and return its result (out NULL). On failure the job is freed. */
+int leap__job_go(struct leap_job *j, int node, struct leap_pool *pool, unsigned flags,
+		 struct leap_job **out);
+/* Free a prepared job that will not start. */
+void leap__job_discard(struct leap_job *j);
 /* Submit a job moving pages [a, b) of r as mv says (internal: no range rounding, no
  * status array). -EBUSY if it overlaps a job in flight, -ENODEV if r is being destroyed. */
 int leap__job_submit(struct leap_region *r, uint64_t a, uint64_t b, const struct leap__move *mv,

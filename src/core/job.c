@@ -450,9 +450,23 @@ static int job_start(struct leap_job *j, int node, struct leap_pool *pool, unsig
 	return rc;
 }
 
-/* Start j (filled by job_init), then hand it out or wait for it (synchronous call). */
-static int job_go(struct leap_job *j, int node, struct leap_pool *pool, unsigned flags,
-		  struct leap_job **out)
+int leap__job_prepare(struct leap_region *r, void *addr, size_t len, unsigned flags,
+		      const struct leap_job_options *opts, struct leap_job **out)
+{
+	struct leap_job *j = job_alloc();
+	if (!j)
+		return -ENOMEM;
+	int rc = job_init(j, r, addr, len, flags, opts);
+	if (rc) {
+		job_free_unstarted(j);
+		return rc;
+	}
+	*out = j;
+	return 0;
+}
+
+int leap__job_go(struct leap_job *j, int node, struct leap_pool *pool, unsigned flags,
+		 struct leap_job **out)
 {
 	int rc = job_start(j, node, pool, flags);
 	if (rc) {
@@ -468,48 +482,9 @@ static int job_go(struct leap_job *j, int node, struct leap_pool *pool, unsigned
 	return res > INT32_MAX ? INT32_MAX : (int)res;
 }
 
-LEAP_API int page_leap_opts(struct leap_region *r, void *addr, size_t len, int node,
-			    unsigned flags, const struct leap_job_options *opts,
-			    struct leap_job **out)
+void leap__job_discard(struct leap_job *j)
 {
-	if (!r)
-		return -EINVAL;
-	struct leap_job *j = job_alloc();
-	if (!j)
-		return -ENOMEM;
-	int rc = job_init(j, r, addr, len, flags, opts);
-	if (!rc && !leap__topo_valid_mem_node(r->ctx->topo, node))
-		rc = -ENODEV;
-	if (rc) {
-		job_free_unstarted(j);
-		return rc;
-	}
-	return job_go(j, node, NULL, flags, out);
-}
-
-LEAP_API int page_leap(struct leap_region *r, void *addr, size_t len, int node, unsigned flags,
-		       struct leap_job **job)
-{
-	return page_leap_opts(r, addr, len, node, flags, NULL, job);
-}
-
-LEAP_API int page_leap_pool(struct leap_region *r, void *addr, size_t len, struct leap_pool *pool,
-			    unsigned flags, const struct leap_job_options *opts,
-			    struct leap_job **out)
-{
-	if (!r || !pool)
-		return -EINVAL;
-	if (pool->ctx != r->ctx || pool->kind != r->kind)
-		return -EINVAL;
-	struct leap_job *j = job_alloc();
-	if (!j)
-		return -ENOMEM;
-	int rc = job_init(j, r, addr, len, flags, opts);
-	if (rc) {
-		job_free_unstarted(j);
-		return rc;
-	}
-	return job_go(j, -1, pool, flags, out);
+	job_free_unstarted(j);
 }
 
 int leap__job_submit(struct leap_region *r, uint64_t a, uint64_t b, const struct leap__move *mv,

@@ -10,14 +10,11 @@
 #ifndef LEAP_OS_H
 #define LEAP_OS_H
 
-#include "pageleap.h"
+#include "util/util.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define LEAP_API __attribute__((visibility("default")))
-#define LEAP_PG ((uint64_t)LEAP_PAGE_SIZE)
 
 /* ------------------------------------------------------------ sys.c */
 int leap__sys_memfd(const char *name, int kind);

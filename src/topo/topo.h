@@ -5,7 +5,7 @@
 #ifndef LEAP_TOPO_H
 #define LEAP_TOPO_H
 
-#include "pageleap.h"
+#include "util/util.h"
 
 #include <stdint.h>
 

@@ -1,12 +1,20 @@
 /*
  * util.h - pure helpers of libpageleap: no system calls, no locks, no knowledge of
- * regions or pools; each is unit-tested on its own (t_ivset, t_hist). Not installed.
+ * regions or pools; each is unit-tested on its own (t_ivset, t_hist). Also the
+ * library-wide macros. Not installed.
  */
 #ifndef LEAP_UTIL_H
 #define LEAP_UTIL_H
 
+#include "pageleap.h"
+
 #include <stddef.h>
 #include <stdint.h>
+
+/* Marks the library's public entry points; everything else is hidden. */
+#define LEAP_API __attribute__((visibility("default")))
+/* Bytes per page, as the library's page counts' unit. */
+#define LEAP_PG ((uint64_t)LEAP_PAGE_SIZE)
 
 /* ------------------------------------------------------------ hist.c */
 /* A latency histogram: 4 buckets per power of two of nanoseconds (within 19%). */

@@ -1,0 +1,54 @@
+/*
+ * errors.c - the library's words for its -errno values, and its version string.
+ *
+ * One -errno can stand for several causes; the text names each cause and what to do
+ * about it. Pure: no state, MT-Safe.
+ */
+#include "util/util.h"
+
+#include <errno.h>
+#include <string.h>
+
+LEAP_API const char *leap_version(void)
+{
+#define LEAP_STR2(x) #x
+#define LEAP_STR(x) LEAP_STR2(x)
+	return LEAP_STR(LEAP_VERSION_MAJOR) "." LEAP_STR(LEAP_VERSION_MINOR) "." LEAP_STR(
+		LEAP_VERSION_PATCH);
+}
+
+LEAP_API const char *leap_strerror(int err)
+{
+	switch (err < 0 ? -err : err) {
+	case 0:
+		return "success";
+	case EINVAL:
+		return "invalid argument (NULL handle, unknown flag, zero or unaligned address "
+		       "or length)";
+	case EFAULT:
+		return "range is not inside the region";
+	case ENODEV:
+		return "no such NUMA node, or the node has no memory";
+	case ENOMEM:
+		return "out of memory: the target pool is at its cap or the node is full";
+	case EBUSY:
+		return "busy: pages are in use, or the range overlaps a job in flight";
+	case EOPNOTSUPP:
+		return "not supported: no userfaultfd write protection here (pass "
+		       "LEAP_NO_WRITERS if nothing writes during the move), shared-memory THP "
+		       "disabled (echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled), "
+		       "or a pool file that is not on tmpfs, hugetlbfs or a DAX file system";
+	case ENOSPC:
+		return "no free huge pages on the node: reserve them as root with echo N > "
+		       "/sys/devices/system/node/nodeX/hugepages/hugepages-2048kB/nr_hugepages "
+		       "(or the region has no pool slot left)";
+	case EEXIST:
+		return "the pool file is not empty: pageleap only takes an empty or new file";
+	case ECANCELED:
+		return "the job was cancelled";
+	case ETIMEDOUT:
+		return "timed out waiting for the job";
+	default:
+		return strerror(err < 0 ? -err : err);
+	}
+}

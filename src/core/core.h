@@ -258,6 +258,27 @@ static inline bool leap__moves(const struct leap__move *m, int slot, int bank)
 int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, const struct leap__move *mv,
 		      struct leap__extent_out *out, struct leap__hist *stalls);
 
+/* ------------------------------------------------------------ gran.c */
+#define LEAP_GRAN_START 16 /* pages: first extent size */
+/* The granularity controller of one job (pure: see gran.c). Sizes in pages. */
+struct leap__gran {
+	uint64_t unit;	       /* every size is a multiple (huge pages) */
+	uint64_t gmin, gmax;   /* bounds, multiples of unit */
+	uint64_t stall_target; /* ns */
+	uint64_t tlast[64];    /* ns of the last whole extent per log2(pages) */
+};
+void leap__gran_init(struct leap__gran *c, uint64_t unit, uint64_t gmin, uint64_t gmax,
+		     uint64_t stall_target_ns);
+/* The first extent's size. */
+uint64_t leap__gran_first(const struct leap__gran *c);
+/* An extent planned at g pages moved n of them (whole: all n moved) in ns while faults
+ * writers waited on it: the next extent's size. */
+uint64_t leap__gran_next(struct leap__gran *c, uint64_t g, uint64_t n, bool whole,
+			 uint32_t faults, uint64_t ns);
+/* An extent of n pages found no room: the size to retry with (a smaller extent needs
+ * less room at the destination). */
+uint64_t leap__gran_no_room(const struct leap__gran *c, uint64_t n);
+
 /* ------------------------------------------------------------ job.c */
 /* Cancel every job of r and wait until none is left. pre: r->lock held (released while
  * waiting). */

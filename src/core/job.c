@@ -7,25 +7,9 @@
  * disjoint ranges of the region make progress, and a cancel takes effect at the next
  * extent boundary (every page is then whole, on exactly one node).
  *
- * Granularity: the extent starts at LEAP_GRAN_START pages (clamped to the job's bounds)
- * and doubles after an extent no writer touched, up to the maximum. An extent that made
- * writers wait is judged by how long it took, which is how long they waited: longer than
- * the stall target halves it (quarters it when several waited), shorter than half the
- * target doubles it, in between keeps it. Writers wait for at most one extent, so this
- * bounds their stalls near the target while keeping extents as large as the target
- * allows: writers that touch every extent whatever its size (scattered writes) would
- * otherwise drive it down to one page and the job to a system call per page.
- * Shrinking must pay: an extent's time is a fixed cost (system calls, TLB flushes, the
- * writers' own faults) plus its copy, and below the size where the fixed cost dominates,
- * a smaller extent takes nearly as long, so writers would wait about as long, more often,
- * and the job would crawl. The job remembers the last time of each size class (powers of
- * two) and does not shrink to a size known to take more than 60% of the current one;
- * there, or at the minimum, it tries the double size instead unless that is known to take
- * more than 1/0.6 times as long. Where the stall target is below the fixed cost (slow or
- * emulated machines, busy CPUs) the extent thus settles where most of its time is copying,
- * instead of collapsing to one page. An extent
- * that found no room (-ENOMEM, nothing moved) is retried at half the size before its
- * pages are reported as failed.
+ * Granularity: each extent's size comes from the job's controller (gran.c), fed with
+ * how long the extent took and how many writers waited on it. An extent that found no
+ * room (-ENOMEM, nothing moved) is retried smaller before its pages count as failed.
  *
  * Huge pages: in a huge-page region the extent is a whole number of huge pages (the
  * minimum granularity is one huge page), so the controller works in units of huge
@@ -57,7 +41,6 @@
 #include <string.h>
 #include <time.h>
 
-#define LEAP_GRAN_START 16			      /* pages: first extent size */
 #define LEAP_GRAN_MAX_DEFAULT ((4u << 20) / LEAP_PAGE_SIZE) /* pages */
 #define LEAP_GRAN_LIMIT ((1u << 30) / LEAP_PAGE_SIZE)	      /* pages: largest allowed */
 #define LEAP_STALL_TARGET_DEFAULT 250000u		      /* ns */
@@ -74,8 +57,7 @@ struct leap_job {
 			    by it may widen [a, b) */
 	struct leap__move mv;
 	uint64_t unit;	 /* the region's pages per huge page */
-	uint64_t gmin, gmax; /* pages */
-	uint64_t stall_target; /* ns */
+	struct leap__gran gran; /* worker thread only, after init */
 	int *status;
 	void (*done)(struct leap_job *, void *);
 	void *arg;
@@ -92,8 +74,6 @@ struct leap_job {
 	int64_t result;
 	struct leap_progress prog;
 	struct leap__hist stalls;
-	/* worker thread only: time (ns) of the last whole extent moved, per log2(pages) */
-	uint64_t tlast[64];
 	uint64_t t0;
 };
 
@@ -150,41 +130,6 @@ static void account(struct leap_job *j, uint64_t pos, uint64_t n, int rc,
 	pthread_mutex_unlock(&j->lock);
 }
 
-static unsigned size_class(uint64_t pages)
-{
-	return 63u - (unsigned)__builtin_clzll(pages);
-}
-
-/* Time of the last extent of size g's class, 0 if none yet. */
-static uint64_t last_ns(const struct leap_job *j, uint64_t g)
-{
-	return g ? j->tlast[size_class(g)] : 0;
-}
-
-/* The next extent size: grow when nobody waited; when writers waited, shrink if they
- * waited longer than the target and shrinking is known (or not yet known not) to help;
- * grow if they waited far shorter. */
-static uint64_t adapt(const struct leap_job *j, uint64_t g, uint32_t faults, uint64_t ns)
-{
-	if (faults == 0 || ns < j->stall_target / 2) {
-		g *= 2;
-	} else if (ns > j->stall_target) {
-		uint64_t s = g / (faults > 2 ? 4 : 2), ts, t2;
-		if (s < j->gmin)
-			s = j->gmin;
-		if (s < g && (!(ts = last_ns(j, s)) || ts * 10 <= ns * 6))
-			g = s; /* saves writers at least 40%, or not measured yet */
-		else if (!(t2 = last_ns(j, 2 * g)) || ns * 10 > t2 * 6)
-			g *= 2; /* fixed cost dominates here: twice the pages for < 1.67x the wait */
-	}
-	if (g > j->gmax)
-		g = j->gmax;
-	g = g / j->unit * j->unit; /* whole huge pages, whatever the bounds */
-	if (g < j->gmin)
-		g = j->gmin;
-	return g;
-}
-
 /* Take the job off its region's list and tell a waiting destroy. pre: r->lock held */
 static void unlist(struct leap_job *j)
 {
@@ -207,8 +152,7 @@ static void job_run(void *arg)
 	j->prog.worker_cpu = sched_getcpu();
 	j->t0 = leap__sys_now_ns();
 	pthread_mutex_unlock(&j->lock);
-	uint64_t g = LEAP_GRAN_START < j->gmin ? j->gmin : LEAP_GRAN_START;
-	g = g > j->gmax ? j->gmax : g;
+	uint64_t g = leap__gran_first(&j->gran);
 	bool cancelled = false;
 	for (uint64_t pos = j->a; pos < j->b;) {
 		if (atomic_load(&j->cancel)) {
@@ -231,12 +175,11 @@ static void job_run(void *arg)
 		uint64_t t0 = leap__sys_now_ns();
 		int rc = leap__extent_move(r, pos, pos + n, &j->mv, &o, &h);
 		uint64_t ns = leap__sys_now_ns() - t0;
-		if ((rc == -ENOMEM || rc == -ENOSPC) && o.moved == 0 && n > j->gmin) {
+		if ((rc == -ENOMEM || rc == -ENOSPC) && o.moved == 0 && n > j->gran.gmin) {
 			/* the destination needs room before the source pages are freed: a smaller
 			 * extent needs less, so a nearly full pool still drains into itself */
 			pthread_mutex_unlock(&r->lock);
-			g = n / 2 / j->unit * j->unit; /* whole huge pages */
-			g = g < j->gmin ? j->gmin : g;
+			g = leap__gran_no_room(&j->gran, n);
 			pthread_mutex_lock(&j->lock);
 			j->prog.retries++;
 			pthread_mutex_unlock(&j->lock);
@@ -250,9 +193,7 @@ static void job_run(void *arg)
 		unsigned long long waiting = atomic_load(&r->lock_arrivals);
 		for (int spins = 0; atomic_load(&r->lock_served) < waiting && spins < 1000; spins++)
 			sched_yield();
-		if (rc >= 0 && o.moved == n)
-			j->tlast[size_class(n)] = ns;
-		g = adapt(j, g, o.faults, ns);
+		g = leap__gran_next(&j->gran, g, n, rc >= 0 && o.moved == n, o.faults, ns);
 		pos += n;
 	}
 	pthread_mutex_lock(&r->lock);
@@ -374,9 +315,7 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 	j->mv = (struct leap__move){ .target = -1, .bank = -1,
 				     .relocate = flags & LEAP_RELOCATE,
 				     .protect = !(flags & LEAP_NO_WRITERS) };
-	j->gmin = gmin;
-	j->gmax = gmax;
-	j->stall_target = target;
+	leap__gran_init(&j->gran, u, gmin, gmax, target);
 	if (o) {
 		j->status = o->status;
 		j->done = o->done;

@@ -138,23 +138,8 @@ struct leap_ctx {
 	struct leap__worker **workers; /* [topo->count], created lazily under lock */
 	struct leap__wp *wp;	       /* created lazily under lock; NULL if unavailable */
 	int wp_rc;		       /* 0 before the first try, 1 ready, -errno if unavailable */
-	/* under lock: live regions (for evacuation and compaction), and a signal for
-	 * leap_region_destroy() waiting until no evacuation or compaction pins its region */
-	struct leap_region *regions;
-	pthread_cond_t pins_cond;
-	struct leap__pinset *pinsets; /* under lock: evacuations and compactions running */
+	struct leap_region *regions;	/* under lock: live regions, for walkers (lifetime.c) */
 };
-/* The regions an evacuation or compaction walks (coord.c), each pinned (region->pins)
- * until the walk is done with it. A region being destroyed is dropped from the sets at
- * once unless it is the one being worked on (busy): then its destroy waits for that. */
-struct leap__pinset {
-	struct leap_region **r; /* NULL where released */
-	size_t n;
-	struct leap_region *busy;
-	struct leap__pinset *next;
-};
-/* Drop r from every pin set where it is not busy. pre: ctx->lock held */
-void leap__pins_drop(struct leap_ctx *ctx, struct leap_region *r);
 /* The instance's write protection, opened on first use; -EOPNOTSUPP if unavailable. */
 int leap__ctx_wp(struct leap_ctx *ctx, struct leap__wp **out);
 int leap__ctx_pool(struct leap_ctx *ctx, int node, int kind, struct leap_pool **out);
@@ -196,14 +181,14 @@ struct leap_region {
 	 * region first uses the slot (most regions use one or two of them) */
 	uint64_t **win;
 	uint64_t win_rows;
-	bool dying;			 /* destroy began: no new jobs */
 	struct leap_region_stats st;
 	struct leap__wp *wp;		 /* write protection, or NULL (LEAP_CTX_NO_WRITE_PROTECT) */
-	struct leap_job *jobs;		 /* jobs queued or running on the region */
-	pthread_cond_t jobs_cond;	 /* signalled when a job leaves the list */
-	/* under ctx->lock: the instance's list, and evacuations/compactions using it */
-	struct leap_region *ctx_next;
-	int pins;
+	/* lifetime.c owns these: */
+	atomic_int refs;		 /* the user's handle + one per walker holding it */
+	bool dying;			 /* under lock: destroy began, no new claims */
+	struct leap__claim *claims;	 /* under lock: ranges held by jobs, disjoint */
+	pthread_cond_t claims_cond;	 /* a claim ended, the region is dying, or a cancel */
+	struct leap_region *ctx_next;	 /* under ctx->lock: the instance's list */
 };
 /* Take r->lock for a caller of the API, counted in lock_arrivals and lock_served. */
 void leap__region_lock(struct leap_region *r);
@@ -221,11 +206,46 @@ static inline int leap__slot_node(const struct leap_region *r, int slot)
 }
 /* Index of the run holding page pg. pre: pg < npages, lock held. */
 size_t leap__region_find_run(const struct leap_region *r, uint64_t pg);
+/* Check that place[] is sorted, aligned (to unit pages) and covers [0, length) exactly. */
+int leap__region_check_placement(struct leap_ctx *ctx, size_t length, const struct leap_place *place,
+				 size_t nplace, uint64_t unit);
+/* Back [pg, pg+n) with fresh pages of slot's pool, bank 0, and record the run. */
+int leap__region_place(struct leap_region *r, uint64_t pg, uint64_t n, int slot);
+/* Give back the address range, pages, windows and external pools of r (the struct stays).
+ * pre: no job runs on r (lifetime.c). */
+void leap__region_release(struct leap_region *r);
 /* Give back the windows of slot that no run uses any more (their pages return to the
  * kernel, their offset space to the pool). pre: lock held */
 void leap__region_release_unused(struct leap_region *r, int slot);
 /* Make [pg, pg+n) one run on (node, bank) and merge with equal neighbours. */
 int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int node, int bank);
+
+/* ------------------------------------------------------------ lifetime.c */
+/* A job's hold on pages [a, b) of a region; a region's claims never overlap. cancel is
+ * the holder's flag: a destroy sets it and waits for the claim to go. */
+struct leap__claim {
+	uint64_t a, b;
+	atomic_bool *cancel;
+	struct leap__claim *next;
+};
+void leap__region_ref(struct leap_region *r);
+/* Drop a reference; the last one frees the struct (its memory went at destroy). */
+void leap__region_unref(struct leap_region *r);
+/*
+ * Claim [c->a, c->b) of r for its holder. pre: r->lock held (released while waiting).
+ *   0            claimed: listed on r until leap__unclaim()
+ *   -EBUSY       it overlaps a claim and wait is false
+ *   -ENODEV      r is being destroyed
+ *   -ECANCELED   *c->cancel was set (before, or while waiting: see leap__claim_kick)
+ */
+int leap__claim(struct leap_region *r, struct leap__claim *c, bool wait);
+/* Let go of a claim and wake those waiting for r. pre: r->lock held */
+void leap__unclaim(struct leap_region *r, struct leap__claim *c);
+/* Wake the claimers waiting on r so they see a cancel flag just set. pre: lock not held */
+void leap__claim_kick(struct leap_region *r);
+/* Every live region of ctx, each with a reference the caller drops (unref): an array
+ * the caller frees. */
+int leap__regions_hold(struct leap_ctx *ctx, struct leap_region ***out, size_t *n);
 
 /* ------------------------------------------------------------ extent.c */
 /* What moving one extent did. */
@@ -280,9 +300,6 @@ uint64_t leap__gran_next(struct leap__gran *c, uint64_t g, uint64_t n, bool whol
 uint64_t leap__gran_no_room(const struct leap__gran *c, uint64_t n);
 
 /* ------------------------------------------------------------ job.c */
-/* Cancel every job of r and wait until none is left. pre: r->lock held (released while
- * waiting). */
-void leap__jobs_cancel_wait(struct leap_region *r);
 /* A job for page_leap() on [addr, addr+len) of r, checked (the target comes at go). */
 int leap__job_prepare(struct leap_region *r, void *addr, size_t len, unsigned flags,
 		      const struct leap_job_options *opts, struct leap_job **out);
@@ -292,18 +309,19 @@ int leap__job_go(struct leap_job *j, int node, struct leap_pool *pool, unsigned 
 		 struct leap_job **out);
 /* Free a prepared job that will not start. */
 void leap__job_discard(struct leap_job *j);
-/* Submit a job moving pages [a, b) of r as mv says (internal: no range rounding, no
- * status array). -EBUSY if it overlaps a job in flight, -ENODEV if r is being destroyed. */
-int leap__job_submit(struct leap_region *r, uint64_t a, uint64_t b, const struct leap__move *mv,
-		     const struct leap_job_options *opts, struct leap_job **out);
+/* Submit a child of the coordinating job parent moving pages [a, b) of r as mv says (no
+ * range rounding, no status array). It waits for a range busy with another job; a
+ * cancel of parent reaches the child, waiting or running. -ENODEV if r is being
+ * destroyed, -ECANCELED if parent was cancelled first. */
+int leap__job_submit(struct leap_job *parent, struct leap_region *r, uint64_t a, uint64_t b,
+		     const struct leap__move *mv, const struct leap_job_options *opts,
+		     struct leap_job **out);
 /* A job that runs fn(job) on its own thread (evacuation, compaction): progress, wait,
  * cancel and destroy work as for page_leap() jobs. */
 int leap__job_spawn(void (*fn)(struct leap_job *), void *arg,
 		     const struct leap_job_options *opts, struct leap_job **out);
 void *leap__job_arg(struct leap_job *j);
 bool leap__job_cancelled(struct leap_job *j);
-/* The child a coordinating job waits for now (NULL: none), shown in its progress. */
-void leap__job_set_child(struct leap_job *j, struct leap_job *child);
 /* Fold a finished child's counters (and stop showing it as in flight) into a coordinating job's progress. */
 void leap__job_absorb(struct leap_job *parent, struct leap_job *child);
 /* Add to a coordinating job's totals (pages found to do, pages failed without a child). */

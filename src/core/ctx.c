@@ -51,7 +51,6 @@ LEAP_API int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx *
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->pins_cond, NULL);
 	atomic_init(&c->refs, 1);
 	*out = c;
 	return 0;
@@ -74,7 +73,6 @@ void leap__ctx_unref(struct leap_ctx *c)
 		leap__pool_free(c->pools[n]);
 	free(c->workers);
 	free(c->pools);
-	pthread_cond_destroy(&c->pins_cond);
 	pthread_mutex_destroy(&c->lock);
 	leap_topo_destroy(&c->topo);
 	free(c);

@@ -66,7 +66,7 @@ struct leap_job {
 	struct leap_job *child;	       /* coordinating jobs: the job in flight (under lock) */
 	atomic_int refs;
 	atomic_bool cancel;
-	struct leap_job *next; /* on the region's list */
+	struct leap__claim claim; /* its range on the region, while it may touch it */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* signalled when the job ends */
@@ -130,18 +130,6 @@ static void account(struct leap_job *j, uint64_t pos, uint64_t n, int rc,
 	pthread_mutex_unlock(&j->lock);
 }
 
-/* Take the job off its region's list and tell a waiting destroy. pre: r->lock held */
-static void unlist(struct leap_job *j)
-{
-	struct leap_region *r = j->r;
-	for (struct leap_job **pp = &r->jobs; *pp; pp = &(*pp)->next)
-		if (*pp == j) {
-			*pp = j->next;
-			break;
-		}
-	pthread_cond_broadcast(&r->jobs_cond);
-}
-
 /* The job, on its worker thread. */
 static void job_run(void *arg)
 {
@@ -203,7 +191,7 @@ static void job_run(void *arg)
 	r->st.last_worker_node = j->prog.worker_cpu >= 0 ? numa_node_of_cpu(j->prog.worker_cpu) : -1;
 	if (j->stalls.max_ns > r->st.stall_max_ns)
 		r->st.stall_max_ns = j->stalls.max_ns;
-	unlist(j); /* from here on the job does not touch the region */
+	leap__unclaim(r, &j->claim); /* from here on the job does not touch the region */
 	pthread_mutex_unlock(&r->lock);
 
 	pthread_mutex_lock(&j->lock);
@@ -345,10 +333,13 @@ static void job_free_unstarted(struct leap_job *j)
 }
 
 /*
- * List the job on its region and queue it on the worker of the target's node. The
- * target is a node (pool == NULL) or a pool; it becomes a slot under the region lock.
+ * Claim the job's range and queue it on the worker of the target's node. The target is
+ * a node (pool == NULL) or a pool; it becomes a slot under the region lock. A child of a
+ * coordinating job (parent) becomes its child first, so a cancel reaches it, and waits
+ * for a busy range instead of failing.
  */
-static int job_start(struct leap_job *j, int node, struct leap_pool *pool, unsigned flags)
+static int job_start(struct leap_job *j, int node, struct leap_pool *pool, unsigned flags,
+		     struct leap_job *parent)
 {
 	struct leap_region *r = j->r;
 	int rc = 0;
@@ -368,24 +359,34 @@ static int job_start(struct leap_job *j, int node, struct leap_pool *pool, unsig
 	if (!rc && r->kind == LEAP_PAGES_THP)
 		round_thp(j, flags, &whole, &split);
 	j->prog.pages_total = j->b - j->a;
-	for (struct leap_job *o = r->jobs; !rc && o; o = o->next)
-		if (j->a < o->b && o->a < j->b)
-			rc = -EBUSY;
-	struct leap__worker *w = NULL;
+	j->claim = (struct leap__claim){ .a = j->a, .b = j->b, .cancel = &j->cancel };
+	if (!rc && parent) {
+		pthread_mutex_lock(&parent->lock);
+		parent->child = j;
+		if (atomic_load(&parent->cancel)) /* cancelled before it had a child */
+			atomic_store(&j->cancel, true);
+		pthread_mutex_unlock(&parent->lock);
+	}
 	if (!rc)
-		rc = leap__ctx_worker(r->ctx, leap__slot_node(r, j->mv.target), &w);
+		rc = leap__claim(r, &j->claim, parent != NULL);
+	struct leap__worker *w = NULL;
 	if (!rc) {
-		j->next = r->jobs;
-		r->jobs = j;
-		rc = leap__worker_submit(w, job_run, j);
+		rc = leap__ctx_worker(r->ctx, leap__slot_node(r, j->mv.target), &w);
+		if (!rc)
+			rc = leap__worker_submit(w, job_run, j);
 		if (rc)
-			unlist(j);
+			leap__unclaim(r, &j->claim);
 	}
 	if (!rc) {
 		r->st.huge_whole += whole;
 		r->st.huge_splits += split;
 	}
 	pthread_mutex_unlock(&r->lock);
+	if (rc && parent) {
+		pthread_mutex_lock(&parent->lock);
+		parent->child = NULL;
+		pthread_mutex_unlock(&parent->lock);
+	}
 	return rc;
 }
 
@@ -407,7 +408,7 @@ int leap__job_prepare(struct leap_region *r, void *addr, size_t len, unsigned fl
 int leap__job_go(struct leap_job *j, int node, struct leap_pool *pool, unsigned flags,
 		 struct leap_job **out)
 {
-	int rc = job_start(j, node, pool, flags);
+	int rc = job_start(j, node, pool, flags, NULL);
 	if (rc) {
 		job_free_unstarted(j);
 		return rc;
@@ -426,8 +427,9 @@ void leap__job_discard(struct leap_job *j)
 	job_free_unstarted(j);
 }
 
-int leap__job_submit(struct leap_region *r, uint64_t a, uint64_t b, const struct leap__move *mv,
-		     const struct leap_job_options *opts, struct leap_job **out)
+int leap__job_submit(struct leap_job *parent, struct leap_region *r, uint64_t a, uint64_t b,
+		     const struct leap__move *mv, const struct leap_job_options *opts,
+		     struct leap_job **out)
 {
 	struct leap_job *j = job_alloc();
 	if (!j)
@@ -445,7 +447,7 @@ int leap__job_submit(struct leap_region *r, uint64_t a, uint64_t b, const struct
 		return rc;
 	}
 	j->mv = *mv;
-	rc = job_start(j, -1, NULL, LEAP_HUGE_SPLIT);
+	rc = job_start(j, -1, NULL, LEAP_HUGE_SPLIT, parent);
 	if (rc) {
 		job_free_unstarted(j);
 		return rc;
@@ -539,15 +541,6 @@ void leap__job_absorb(struct leap_job *p, struct leap_job *c)
 	pthread_mutex_unlock(&p->lock);
 }
 
-void leap__job_set_child(struct leap_job *j, struct leap_job *child)
-{
-	pthread_mutex_lock(&j->lock);
-	j->child = child;
-	if (child && atomic_load(&j->cancel)) /* cancelled while the child was submitted */
-		atomic_store(&child->cancel, true);
-	pthread_mutex_unlock(&j->lock);
-}
-
 void leap__job_add(struct leap_job *j, uint64_t total, uint64_t failed, int error)
 {
 	pthread_mutex_lock(&j->lock);
@@ -638,11 +631,22 @@ LEAP_API int leap_job_cancel(struct leap_job *j)
 	if (!j)
 		return -EINVAL;
 	atomic_store(&j->cancel, true);
-	/* a coordinator's child stops after its extent in hand too, not at the next poll */
+	/* a coordinator's child stops after its extent in hand, or stops waiting for its
+	 * range. The child's region stays alive while it is the child (the walker holds it
+	 * until the child is absorbed, which clears j->child under j->lock): hold it for the
+	 * kick. */
 	pthread_mutex_lock(&j->lock);
-	if (j->child)
+	struct leap_region *kick = NULL;
+	if (j->child) {
 		atomic_store(&j->child->cancel, true);
+		kick = j->child->r;
+		leap__region_ref(kick);
+	}
 	pthread_mutex_unlock(&j->lock);
+	if (kick) {
+		leap__claim_kick(kick);
+		leap__region_unref(kick);
+	}
 	return 0;
 }
 
@@ -655,12 +659,4 @@ LEAP_API void leap_job_destroy(struct leap_job **job)
 	leap_job_wait(j, -1);
 	job_unref(j);
 	*job = NULL;
-}
-
-void leap__jobs_cancel_wait(struct leap_region *r)
-{
-	for (struct leap_job *j = r->jobs; j; j = j->next)
-		atomic_store(&j->cancel, true);
-	while (r->jobs)
-		pthread_cond_wait(&r->jobs_cond, &r->lock);
 }

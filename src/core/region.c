@@ -171,12 +171,14 @@ int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int slot
 	return 0;
 }
 
-/* Release everything a (possibly half-built) region holds. */
-static void region_free(struct leap_region *r)
+/* Give back what a (possibly half-built) region holds: its address range, its pages
+ * (to their pools, kept for reuse), its windows and external pools. The struct, its
+ * lock and its references stay (lifetime.c). pre: no job runs on r. */
+void leap__region_release(struct leap_region *r)
 {
 	if (r->base)
 		leap__sys_unmap(r->base, r->resv_len);
-	pthread_cond_destroy(&r->jobs_cond);
+	r->base = NULL;
 	for (size_t i = 0; i < r->nruns; i++) {
 		struct leap__run *x = &r->runs[i];
 		leap__pool_set_used(r->slot[x->slot], r->win[x->slot][x->bank] + x->pg, x->n, false);
@@ -185,8 +187,7 @@ static void region_free(struct leap_region *r)
 		for (int b = 0; r->win[n] && b < LEAP_BANKS_MAX; b++)
 			if (r->win[n][b] != UINT64_MAX)
 				leap__pool_window_put(r->slot[n], r->win[n][b], r->npages);
-		if (r->win)
-			free(r->win[n]);
+		free(r->win[n]);
 	}
 	for (int n = 0; r->slot && n < r->nslots; n++)
 		if (r->slot[n])
@@ -194,13 +195,14 @@ static void region_free(struct leap_region *r)
 	free(r->slot);
 	free(r->win);
 	free(r->runs);
-	pthread_mutex_destroy(&r->lock);
-	leap__ctx_unref(r->ctx);
-	free(r);
+	r->slot = NULL;
+	r->win = NULL;
+	r->runs = NULL;
+	r->nruns = r->runs_cap = 0;
+	r->win_rows = 0;
 }
 
-/* Check that place[] is sorted, aligned (to unit pages) and covers [0, length) exactly. */
-static int check_placement(struct leap_ctx *ctx, size_t length, const struct leap_place *place,
+int leap__region_check_placement(struct leap_ctx *ctx, size_t length, const struct leap_place *place,
 			   size_t nplace, uint64_t unit)
 {
 	size_t at = 0;
@@ -218,8 +220,7 @@ static int check_placement(struct leap_ctx *ctx, size_t length, const struct lea
 	return 0;
 }
 
-/* Back [pg, pg+n) with fresh pages of slot's pool, bank 0, and record the run. */
-static int place_range(struct leap_region *r, uint64_t pg, uint64_t n, int slot)
+int leap__region_place(struct leap_region *r, uint64_t pg, uint64_t n, int slot)
 {
 	uint64_t win;
 	int rc = leap__region_window(r, slot, 0, &win);
@@ -237,123 +238,11 @@ static int place_range(struct leap_region *r, uint64_t pg, uint64_t n, int slot)
 	return rc;
 }
 
-LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
-				const struct leap_place *place, size_t nplace,
-				const struct leap_region_options *opts, struct leap_region **out)
-{
-	if (!ctx || !out || !length || length % LEAP_PAGE_SIZE || (opts && opts->size < sizeof(*opts)))
-		return -EINVAL;
-	struct leap_pool *pool = opts ? opts->pool : NULL;
-	int kind = pool ? pool->kind : opts ? opts->pages : LEAP_PAGES_SMALL;
-	if (kind < 0 || kind >= LEAP_KINDS || (pool && (place || nplace || pool->ctx != ctx)) ||
-	    (pool && opts->pages != kind && opts->pages != LEAP_PAGES_SMALL) ||
-	    (!pool && (!place || !nplace)))
-		return -EINVAL;
-	uint64_t unit = kind == LEAP_PAGES_SMALL ? 1 : LEAP_HUGE_PG;
-	if (length % (unit * LEAP_PG))
-		return -EINVAL;
-	int rc = pool ? 0 : check_placement(ctx, length, place, nplace, unit);
-	if (rc)
-		return rc;
-	if (pool && pool->dax && !(ctx->flags & LEAP_CTX_NO_WRITE_PROTECT))
-		return -EOPNOTSUPP; /* userfaultfd cannot write-protect DAX mappings */
-	if (kind == LEAP_PAGES_THP && !pool && !leap__sys_shmem_thp_ok())
-		return -EOPNOTSUPP; /* a THP file pool has its mount's consent (leap_pool_open) */
-	struct leap_region *r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	leap__ctx_ref(ctx);
-	r->ctx = ctx;
-	r->kind = kind;
-	r->unit = unit;
-	r->nslots = ctx->topo->count + LEAP_EXT_SLOTS;
-	r->npages = length / LEAP_PG;
-	r->resv_len = length;
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->jobs_cond, NULL);
-	r->st.last_worker_cpu = -1;
-	r->st.last_worker_node = -1;
-	r->win = calloc((size_t)r->nslots, sizeof(*r->win));
-	r->slot = calloc((size_t)r->nslots, sizeof(*r->slot));
-	if (!r->win || !r->slot) {
-		region_free(r);
-		return -ENOMEM;
-	}
-	void *base;
-	rc = leap__sys_reserve(length, LEAP_REGION_ALIGN, &base);
-	if (rc) {
-		region_free(r);
-		return rc;
-	}
-	r->base = base;
-	if (pool) {
-		int slot = leap__region_pool_slot(r, pool);
-		rc = slot < 0 ? slot : place_range(r, 0, r->npages, slot);
-	}
-	for (size_t i = 0; i < nplace && !rc; i++)
-		rc = place_range(r, place[i].offset / LEAP_PG, place[i].length / LEAP_PG,
-				 place[i].node);
-	/* write protection where the kernel has it; without it, jobs need LEAP_NO_WRITERS */
-	if (!rc && leap__ctx_wp(ctx, &r->wp) == 0)
-		rc = leap__wp_register(r->wp, r->base, r->npages);
-	if (rc) {
-		region_free(r);
-		return rc;
-	}
-	pthread_mutex_lock(&ctx->lock);
-	r->ctx_next = ctx->regions;
-	ctx->regions = r;
-	pthread_mutex_unlock(&ctx->lock);
-	*out = r;
-	return 0;
-}
-
-LEAP_API int leap_region_new_placed(struct leap_ctx *ctx, size_t length,
-				    const struct leap_place *place, size_t nplace,
-				    struct leap_region **out)
-{
-	if (!place || !nplace)
-		return -EINVAL;
-	return leap_region_new_ex(ctx, length, place, nplace, NULL, out);
-}
-
-LEAP_API int leap_region_new(struct leap_ctx *ctx, size_t length, int node,
-			     struct leap_region **out)
-{
-	struct leap_place one = { 0, length, node };
-	return leap_region_new_placed(ctx, length, &one, 1, out);
-}
-
 void leap__region_lock(struct leap_region *r)
 {
 	atomic_fetch_add(&r->lock_arrivals, 1);
 	pthread_mutex_lock(&r->lock);
 	atomic_fetch_add(&r->lock_served, 1);
-}
-
-LEAP_API void leap_region_destroy(struct leap_region **region)
-{
-	if (!region || !*region)
-		return;
-	struct leap_region *r = *region;
-	leap__region_lock(r);
-	r->dying = true; /* no job may start from here on, evacuations' included */
-	leap__jobs_cancel_wait(r);
-	pthread_mutex_unlock(&r->lock);
-	/* off the instance's list, then wait for evacuations or compactions holding it */
-	struct leap_ctx *ctx = r->ctx;
-	pthread_mutex_lock(&ctx->lock);
-	for (struct leap_region **pp = &ctx->regions; *pp; pp = &(*pp)->ctx_next)
-		if (*pp == r) {
-			*pp = r->ctx_next;
-			break;
-		}
-	leap__pins_drop(ctx, r); /* walks that have not reached r yet skip it */
-	while (r->pins) /* one that is working on r: its job was cancelled above */
-		pthread_cond_wait(&ctx->pins_cond, &ctx->lock);
-	pthread_mutex_unlock(&ctx->lock);
-	region_free(r);
-	*region = NULL;
 }
 
 LEAP_API void *leap_region_addr(const struct leap_region *r)

@@ -19,7 +19,7 @@
  */
 #include "bench.h"
 #include "cli.h"
-#include "internal.h" /* leap__hist: the library's latency histogram, linked statically */
+#include "hist.h"
 #include "pageleap.h"
 #include "sys.h"
 
@@ -38,7 +38,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -155,7 +154,7 @@ struct writer {
 	struct writers *all;
 	unsigned id;
 	uint64_t *seen; /* per page: the value the word must hold */
-	struct leap__hist stalls;
+	struct hist stalls;
 	uint64_t writes;
 };
 struct writers {
@@ -187,7 +186,7 @@ static void *writer_main(void *arg)
 		w->seen[page]++;
 		w->writes++;
 		if (dt > BENCH_STALL_NS)
-			leap__hist_add(&w->stalls, dt);
+			hist_add(&w->stalls, dt);
 	}
 	return NULL;
 }
@@ -205,7 +204,7 @@ static int writers_start(struct writers *ws, char *base, size_t len, unsigned n)
 		w->all = ws;
 		w->id = t;
 		w->writes = 0;
-		w->stalls = (struct leap__hist){ 0 };
+		w->stalls = (struct hist){ 0 };
 		if (!(w->seen = calloc(ws->npages, sizeof(uint64_t)))) {
 			for (unsigned u = 0; u < t; u++)
 				free(ws->w[u].seen), ws->w[u].seen = NULL;
@@ -244,14 +243,14 @@ static double writers_cpu(struct writers *ws)
 }
 
 /* Stop the writers; return the writes lost (or invented) since writers_start(). */
-static uint64_t writers_stop(struct writers *ws, struct leap__hist *stalls)
+static uint64_t writers_stop(struct writers *ws, struct hist *stalls)
 {
 	atomic_store(&ws->stop, true);
 	uint64_t lost = 0;
 	for (unsigned t = 0; t < ws->n; t++) {
 		struct writer *w = &ws->w[t];
 		pthread_join(w->th, NULL);
-		leap__hist_merge(stalls, &w->stalls);
+		hist_merge(stalls, &w->stalls);
 		for (size_t p = 0; p < ws->npages; p++) {
 			uint64_t have = *slot(ws, t, p);
 			lost += have > w->seen[p] ? have - w->seen[p] : w->seen[p] - have;
@@ -354,7 +353,7 @@ static int pl_move(struct pl_row *row, int node, struct leap_progress *pr)
 }
 
 static void pl_sample(struct bench *b, const struct bench_method *m, struct pl_row *row,
-		      unsigned nw, struct sample *s, struct leap__hist *stalls)
+		      unsigned nw, struct sample *s, struct hist *stalls)
 {
 	const struct bench_config *c = b->c;
 	char *p = leap_region_addr(row->r);
@@ -422,7 +421,7 @@ __attribute__((noinline)) static int naive_copy_remap(char *p, size_t len, bool 
 
 static void kernel_sample(struct bench *b, const struct bench_method *m, size_t len,
 			  unsigned page_kib, unsigned nw, struct sample *s,
-			  struct leap__hist *stalls)
+			  struct hist *stalls)
 {
 	const struct bench_config *c = b->c;
 	bool huge = page_kib == 2048;
@@ -723,14 +722,14 @@ static void run_row(struct bench *b, const struct bench_method *m, unsigned page
 	unsigned warm = m->kind == BK_AUTONUMA ? 0 : c->warmup;
 	unsigned reps = m->kind == BK_AUTONUMA ? 1 : c->reps;
 	double gbps[64], secs[64], cpu[64];
-	struct leap__hist stalls = { 0 };
+	struct hist stalls = { 0 };
 	int n = 0;
 	/* a row stops after row_budget_s of measured moves (at least one): the slowest
 	 * methods under emulation would otherwise take many minutes each */
 	double spent = 0;
 	for (unsigned i = 0; i < warm + reps && (n == 0 || spent < c->row_budget_s); i++) {
 		struct sample s = { 0 };
-		struct leap__hist *h = i < warm ? &(struct leap__hist){ 0 } : &stalls;
+		struct hist *h = i < warm ? &(struct hist){ 0 } : &stalls;
 		switch (m->kind) {
 		case BK_PAGE_LEAP:
 			pl_sample(b, m, &pl, nw, &s, h);
@@ -796,10 +795,10 @@ static void run_row(struct bench *b, const struct bench_method *m, unsigned page
 	r->pages_per_s = r->gbps_med * 1e9 / (double)pgsz;
 	r->stall = (struct bench_stall){
 		.count = stalls.count,
-		.p50_us = (double)leap__hist_quantile(&stalls, 0.5) * 1e-3,
-		.p90_us = (double)leap__hist_quantile(&stalls, 0.9) * 1e-3,
-		.p99_us = (double)leap__hist_quantile(&stalls, 0.99) * 1e-3,
-		.p999_us = (double)leap__hist_quantile(&stalls, 0.999) * 1e-3,
+		.p50_us = hist_quantile_us(&stalls, 0.5),
+		.p90_us = hist_quantile_us(&stalls, 0.9),
+		.p99_us = hist_quantile_us(&stalls, 0.99),
+		.p999_us = hist_quantile_us(&stalls, 0.999),
 		.max_us = (double)stalls.max_ns * 1e-3,
 	};
 	if (r->stall.max_us < r->stall.p999_us)
@@ -1045,9 +1044,7 @@ static void progress(const struct bench_config *c, size_t done, size_t total, co
 
 static void machine_info(struct bench_machine *mc)
 {
-	struct utsname u;
-	if (uname(&u) == 0)
-		snprintf(mc->kernel, sizeof(mc->kernel), "Linux %s %s", u.release, u.machine);
+	sys_kernel_name(mc->kernel, sizeof(mc->kernel));
 	for (int n = 0; n <= numa_max_node(); n++) {
 		if (numa_bitmask_isbitset(numa_nodes_ptr, (unsigned)n))
 			mc->nodes++;

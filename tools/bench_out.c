@@ -237,10 +237,7 @@ void bench_print_table(FILE *f, const struct bench_config *c, const struct bench
 static void jnum(FILE *f, const char *key, double v, bool have)
 {
 	fprintf(f, ",\"%s\":", key);
-	if (!have || isnan(v) || isinf(v))
-		fputs("null", f);
-	else
-		fprintf(f, "%.6g", v);
+	sys_json_num(f, have ? v : NAN);
 }
 
 /* A count, exactly (%g would round past a million), or null. */

@@ -25,7 +25,7 @@
  */
 #include "btree.h"
 #include "cli.h"
-#include "internal.h" /* leap__hist, linked statically */
+#include "hist.h"
 #include "keygen.h"
 #include "pageleap.h"
 #include "sys.h"
@@ -42,7 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,7 +125,7 @@ struct worker {
 	uint64_t rng, seq;
 	_Alignas(64) _Atomic uint64_t ops;
 	uint64_t missing, bad_scans, inserts, refused;
-	struct leap__hist h[PH_N];
+	struct hist h[PH_N];
 };
 
 struct run {
@@ -236,7 +235,7 @@ static void *worker_main(void *arg)
 		int ph = atomic_load_explicit(&run->phase, memory_order_relaxed);
 		uint64_t t0 = sys_now_ns();
 		one_op(w);
-		leap__hist_add(&w->h[ph], sys_now_ns() - t0);
+		hist_add(&w->h[ph], sys_now_ns() - t0);
 		atomic_store_explicit(&w->ops, atomic_load_explicit(&w->ops, memory_order_relaxed) + 1,
 				      memory_order_relaxed);
 	}
@@ -742,11 +741,11 @@ static void run_method(struct run *run, struct ycsb_result *r, const int *cpu_no
 	for (int ph = 0; ph < PH_N; ph++) {
 		double dt = secs(t_at[ph + 1] - t_at[ph]);
 		r->kops[ph] = dt > 0 ? (double)(ops_at[ph + 1] - ops_at[ph]) / dt * 1e-3 : NAN;
-		struct leap__hist h = { 0 };
+		struct hist h = { 0 };
 		for (unsigned i = 0; i < run->nw; i++)
-			leap__hist_merge(&h, &run->w[i].h[ph]);
-		r->p50_us[ph] = h.count ? (double)leap__hist_quantile(&h, 0.5) * 1e-3 : NAN;
-		r->p99_us[ph] = h.count ? (double)leap__hist_quantile(&h, 0.99) * 1e-3 : NAN;
+			hist_merge(&h, &run->w[i].h[ph]);
+		r->p50_us[ph] = h.count ? hist_quantile_us(&h, 0.5) : NAN;
+		r->p99_us[ph] = h.count ? hist_quantile_us(&h, 0.99) : NAN;
 	}
 	for (unsigned i = 0; i < run->nw; i++) {
 		struct worker *w = &run->w[i];
@@ -902,9 +901,7 @@ int cmd_ycsb(int argc, char **argv)
 		return 1;
 	}
 	struct ycsb_machine mc = { .emulated = sys_emulated() };
-	struct utsname u;
-	if (!uname(&u))
-		snprintf(mc.kernel, sizeof(mc.kernel), "Linux %s %s", u.release, u.machine);
+	sys_kernel_name(mc.kernel, sizeof(mc.kernel));
 	int cpu_nodes[YCSB_MAX_NODES];
 	unsigned ncpu = 0, min_cpus = 0;
 	struct bitmask *cpus = numa_allocate_cpumask();

@@ -12,17 +12,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const struct ycsb_result *find(const struct ycsb_result *res, size_t n, const char *name)
+/* The result of the method with capability cap that ran. */
+static const struct ycsb_result *find(const struct ycsb_result *res, size_t n, unsigned cap)
 {
 	for (size_t i = 0; i < n; i++)
-		if (res[i].ran && !strcmp(res[i].m->name, name))
+		if (res[i].ran && (res[i].m->caps & cap))
 			return &res[i];
 	return NULL;
 }
 
 static bool migrates(const struct ycsb_result *r)
 {
-	return r->m->kind != YK_NONE && r->m->kind != YK_LOCAL;
+	return r->m->caps & YCSB_MIGRATES;
 }
 
 /* Mean throughput of the slices that end in (from, to]. */
@@ -38,7 +39,8 @@ static double window_kops(const struct ycsb_result *r, double from, double to)
 
 void ycsb_finish(struct ycsb_result *res, size_t n)
 {
-	const struct ycsb_result *mp = find(res, n, "move_pages"), *none = find(res, n, "none");
+	const struct ycsb_result *mp = find(res, n, YCSB_BASE_MOVE_PAGES),
+				 *none = find(res, n, YCSB_BASE_NONE);
 	double longest = 0;
 	for (size_t i = 0; i < n; i++)
 		if (res[i].ran && migrates(&res[i]))
@@ -154,6 +156,13 @@ void ycsb_print_json(FILE *f, const struct ycsb_config *c, const struct ycsb_mac
 		const struct ycsb_result *r = &res[i];
 		fprintf(f, "%s\n    {\"method\": ", i ? "," : "");
 		sys_json_string(f, r->m->name);
+		/* what the method is: a check goes by capability, not name */
+		fprintf(f, ", \"needs_nodes\": %u, \"caps\": [",
+			r->m->needs_nodes ? r->m->needs_nodes : 1);
+		for (unsigned b = 0, j = 0; b < YCSB_NCAPS; b++)
+			if (r->m->caps & (1u << b))
+				fprintf(f, "%s\"%s\"", j++ ? ", " : "", ycsb_cap_names[b]);
+		fputc(']', f);
 		fputs(", \"status\": ", f);
 		sys_json_string(f, r->status);
 		fprintf(f, ", \"ran\": %s", r->ran ? "true" : "false");

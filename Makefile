@@ -53,8 +53,9 @@ $(STLIB): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 CLI_SRC := $(wildcard tools/*.c)
-$(CLI): $(CLI_SRC) $(wildcard tools/*.h) $(LIB_HDR) $(STLIB) | $(B)
-	$(CC) $(BASEFLAGS) -Isrc $(CFLAGS) $(CLI_SRC) -o $@ $(STLIB) $(LIBS) -lm
+# the CLI sees pageleap.h only, like any program built on the library
+$(CLI): $(CLI_SRC) $(wildcard tools/*.h) include/pageleap.h $(STLIB) | $(B)
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(CLI_SRC) -o $@ $(STLIB) $(LIBS) -lm
 
 $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(STLIB) | $(B)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) $(LIBS)
@@ -73,8 +74,8 @@ $(B)/tests/cxx_header: tests/cxx_header.cc include/pageleap.h $(STLIB) | $(B)/te
 # static binaries for the initramfs of the emulated-NUMA guests
 $(B)/static/%: tests/%.c $(wildcard tests/*.h) $(STLIB) | $(B)/static
 	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) -lnuma -pthread
-$(B)/static/pageleap: $(CLI_SRC) $(wildcard tools/*.h) $(LIB_HDR) $(STLIB) | $(B)/static
-	$(CC) $(BASEFLAGS) -Isrc $(CFLAGS) -static $(CLI_SRC) -o $@ $(STLIB) -lnuma -pthread -lm
+$(B)/static/pageleap: $(CLI_SRC) $(wildcard tools/*.h) include/pageleap.h $(STLIB) | $(B)/static
+	$(CC) $(BASEFLAGS) $(CFLAGS) -static $(CLI_SRC) -o $@ $(STLIB) -lnuma -pthread -lm
 $(B)/static/guest-exit: scripts/vm/guest-exit.c | $(B)/static
 	$(CC) -O2 -static $< -o $@
 static: $(STATIC_TESTS) $(B)/static/pageleap $(B)/static/guest-exit

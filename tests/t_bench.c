@@ -3,6 +3,8 @@
  * stdout with the strict JSON parser of clijson.h, then checks the report. It checks the
  * shape, that every method either ran or says why not, and that the page_leap results are
  * correct (no lost writes, no pages left behind, bounded metadata) and not only fast.
+ * The methods and what each is come from the report's "methods" list (name, needs_nodes,
+ * caps): the checks go by capability, so a new method needs no change here.
  * Which CLI runs: see clijson.h.
  * LEAP_BENCH_JSON=FILE checks FILE instead of running the CLI. Use it to work on the schema
  * or these checks without waiting for a benchmark run.
@@ -10,6 +12,36 @@
 #include "clijson.h"
 
 static int near1(double x) { return x - 1 < 1e-9 && 1 - x < 1e-9; }
+
+static const struct jv *methods; /* report.methods */
+
+/* The report's entry for method name, or NULL. */
+static const struct jv *method(const char *name)
+{
+	for (size_t i = 0; methods && i < methods->n; i++)
+		if (!strcmp(str(get(&methods->v[i], "name")), name))
+			return &methods->v[i];
+	return NULL;
+}
+
+/* Whether the method entry m lists capability cap. */
+static int can(const struct jv *m, const char *cap)
+{
+	const struct jv *caps = typed(m, "caps", J_ARR);
+	for (size_t i = 0; caps && i < caps->n; i++)
+		if (caps->v[i].t == J_STR && !strcmp(caps->v[i].s, cap))
+			return 1;
+	return 0;
+}
+
+/* The first method with capability cap, by name ("" if none). */
+static const char *with(const char *cap)
+{
+	for (size_t i = 0; methods && i < methods->n; i++)
+		if (can(&methods->v[i], cap))
+			return str(get(&methods->v[i], "name"));
+	return "";
+}
 
 /* Numbers of o that must not decrease in this order (min <= median <= max, quantiles). */
 static void rising(const struct jv *o, const char *where, const char *const *ks, int n)
@@ -25,8 +57,11 @@ static void check_result(const struct jv *r, size_t i)
 {
 	char w[128], sub[160];
 	const char *m = str(get(r, "method"));
+	const struct jv *me = method(m);
 	snprintf(w, sizeof(w), "results[%zu] (%s)", i, m);
 	shape(r, w, "method:s page_kib:n size_mib:n writers:n status:s");
+	if (!me)
+		BAD("%s: method not in report.methods", w);
 	const struct jv *st = typed(r, "status", J_STR);
 	if (st && !*st->s)
 		BAD("%s.status: empty; a method that did not run must say why", w);
@@ -42,27 +77,29 @@ static void check_result(const struct jv *r, size_t i)
 	snprintf(sub, sizeof(sub), "%s.gbps", w);
 	shape(g, sub, "min:n median:n max:n");
 	rising(g, sub, (const char *const[]){ "min", "median", "max" }, 3);
-	/* zero only where nothing moved: automatic balancing may move nothing before its
-	 * timeout (seen in loaded emulated guests); then every page must be reported left */
+	/* zero only where nothing moved: a method that waits on the kernel (automatic
+	 * balancing) may move nothing before its timeout, in a loaded emulated guest; then
+	 * every page must be reported left */
 	double med = g ? num(get(g, "median")) : 0;
 	if (g && !(med > 0) &&
-	    !(!strcmp(m, "autonuma") && med == 0 && num(get(r, "pages_left")) == num(get(r, "pages"))))
-		BAD("%s.median: want > 0 (or 0 with every page left, autonuma only), found %g", sub, med);
+	    !(can(me, "may_time_out") && med == 0 && num(get(r, "pages_left")) == num(get(r, "pages"))))
+		BAD("%s.median: want > 0 (or 0 with every page left, may_time_out only), found %g", sub,
+		    med);
 	snprintf(sub, sizeof(sub), "%s.stall", w);
 	shape(s, sub, "count:n p50_us:n p90_us:n p99_us:n p999_us:n max_us:n");
 	rising(s, sub, (const char *const[]){ "p50_us", "p90_us", "p99_us", "p999_us", "max_us" }, 5);
 	/* correctness, not only speed: a fast move that loses a write or leaves pages is a bug */
 	double lost = num(get(r, "lost_writes")), left = num(get(r, "pages_left"));
 	const struct jv *meta = typed(r, "metadata_bytes_per_page", J_NUM);
-	if (!strncmp(m, "page_leap", 9) && (lost || left || !meta || meta->num >= 8))
+	if (can(me, "page_leap") && (lost || left || !meta || meta->num >= 8))
 		BAD("%s: want lost_writes 0, pages_left 0, metadata_bytes_per_page < 8; found %g, %g, %s",
 		    w, lost, left, meta ? "a number" : "no number");
-	if ((!strncmp(m, "move_pages", 10) || !strcmp(m, "mbind")) && lost)
+	if (can(me, "keeps_writes") && lost)
 		BAD("%s: lost_writes %g, want 0", w, lost);
 	/* the baselines compare with themselves */
-	if (!strcmp(m, "memcpy") && !near1(num(get(r, "vs_memcpy"))))
+	if (can(me, "baseline_memcpy") && !near1(num(get(r, "vs_memcpy"))))
 		BAD("%s: vs_memcpy %g, want 1", w, num(get(r, "vs_memcpy")));
-	if (!strcmp(m, "move_pages") && !near1(num(get(r, "vs_move_pages"))))
+	if (can(me, "baseline_move_pages") && !near1(num(get(r, "vs_move_pages"))))
 		BAD("%s: vs_move_pages %g, want 1", w, num(get(r, "vs_move_pages")));
 }
 
@@ -104,12 +141,6 @@ static char *run_bench(const char *cli, size_t *len)
 int main(void)
 {
 	t_name = "t_bench";
-	/* [0, ANYWHERE) run on any machine, [ANYWHERE, TWO_NODES) need 2 nodes with memory,
-	 * autonuma also needs kernel support, so it may say why it did not run */
-	static const char *const methods[] = { "page_leap", "page_leap_cold", "page_leap_4k",
-		"page_leap_64k", "page_leap_2m", "copy_mremap", "memcpy", "move_pages",
-		"move_pages_b1", "move_pages_b64", "move_pages_b512", "mbind", "autonuma" };
-	enum { ANYWHERE = 7, TWO_NODES = 12 };
 	const char *file = getenv("LEAP_BENCH_JSON");
 	char path[PATH_MAX + 16], *text;
 	if (file && *file) {
@@ -127,7 +158,7 @@ int main(void)
 
 	if (root.t != J_OBJ)
 		FAIL("report: want an object, found %s", jt_name[root.t]);
-	shape(&root, "report", "tool:s version:s machine:o config:o results:a targets:a");
+	shape(&root, "report", "tool:s version:s machine:o config:o methods:a results:a targets:a");
 	const struct jv *tool = typed(&root, "tool", J_STR), *mach = typed(&root, "machine", J_OBJ);
 	const struct jv *res = typed(&root, "results", J_ARR), *tg = typed(&root, "targets", J_ARR);
 	if (tool && strcmp(tool->s, "pageleap bench"))
@@ -135,6 +166,20 @@ int main(void)
 	shape(mach, "machine", "kernel:s nodes:1 memory_nodes:1 cpus:1 emulated:b");
 	shape(typed(&root, "config", J_OBJ), "config",
 	      "quick:b from:n to:n reps:n warmup:n sizes_mib:N writers:N page_kib:N");
+	methods = typed(&root, "methods", J_ARR);
+	if (methods && !methods->n)
+		BAD("report.methods: empty");
+	for (size_t i = 0; methods && i < methods->n; i++) {
+		char w[32];
+		snprintf(w, sizeof(w), "methods[%zu]", i);
+		shape(&methods->v[i], w, "name:s what:s needs_nodes:1 caps:a writers:b");
+	}
+	/* what the checks below stand on: the run's default methods include each of these */
+	static const char *const need_caps[] = { "page_leap", "baseline_move_pages",
+						 "baseline_memcpy", "keeps_writes" };
+	for (size_t k = 0; k < sizeof(need_caps) / sizeof(*need_caps); k++)
+		if (!*with(need_caps[k]))
+			BAD("report.methods: no method with capability %s", need_caps[k]);
 	if (res && !res->n)
 		BAD("report.results: empty");
 	for (size_t i = 0; res && i < res->n; i++)
@@ -147,25 +192,35 @@ int main(void)
 		met += typed(&tg->v[i], "met", J_BOOL) && typed(&tg->v[i], "met", J_BOOL)->b;
 	}
 
-	/* every method is there, and ran where it can; memory_nodes decides what "can" means */
+	/* every method is there, and ran where it can: memory_nodes against needs_nodes
+	 * decides what "can" means; a method that needs CPUs on the target or switches
+	 * numa_balancing also needs the machine's and kernel's leave, so it may say why not */
 	int memnodes = (int)num(get(mach, "memory_nodes"));
-	for (int k = 0; k < (int)(sizeof(methods) / sizeof(*methods)); k++)
-		need(res, methods[k], 0, k < ANYWHERE || (k < TWO_NODES && memnodes >= 2) ? "ok"
-					 : memnodes == 1 ? "needs 2 nodes" /* autonuma too */
-							 : NULL);
-	const struct jv *pl = find(res, "page_leap", 0), *mc = find(res, "memcpy", 0);
-	if (memnodes >= 2 && pl && !typed(pl, "vs_move_pages", J_NUM))
-		BAD("page_leap (4 KiB pages, 16 MiB, 0 writers): vs_move_pages is not a number");
-	/* moving memory that a thread is writing is what page_leap is for: it must run */
-	need(res, "page_leap", 1, "ok");
+	for (size_t k = 0; methods && k < methods->n; k++) {
+		const struct jv *me = &methods->v[k];
+		const char *name = str(get(me, "name"));
+		int nodes = (int)num(get(me, "needs_nodes"));
+		need(res, name, 0, memnodes < nodes ? "needs 2 nodes"
+				   : can(me, "target_cpus") || can(me, "balancing") ? NULL
+										       : "ok");
+		/* page_leap on 2 nodes has its ratio to move_pages */
+		const struct jv *r = find(res, name, 0);
+		if (can(me, "page_leap") && memnodes >= 2 && r && !typed(r, "vs_move_pages", J_NUM))
+			BAD("%s (4 KiB pages, 16 MiB, 0 writers): vs_move_pages is not a number", name);
+		/* moving memory that a thread is writing is what page_leap is for: it must run */
+		if (can(me, "page_leap"))
+			need(res, name, 1, "ok");
+	}
+	const struct jv *pl = find(res, with("page_leap"), 0), *mc = find(res, with("baseline_memcpy"), 0);
 
 	const struct jv *emu = typed(mach, "emulated", J_BOOL);
-	say("measured %s: %d nodes, %d with memory, %d cpus; %zu results, %zu targets (%d met); "
-	    "autonuma: %s", str(get(mach, "kernel")), (int)num(get(mach, "nodes")), memnodes,
-	    (int)num(get(mach, "cpus")), res ? res->n : 0, tg ? tg->n : 0, met,
-	    str(get(find(res, "autonuma", 0), "status")));
-	say("measured page_leap %.2f GB/s, memcpy %.2f GB/s (16 MiB, emulated=%s)",
-	    num(get(get(pl, "gbps"), "median")), num(get(get(mc, "gbps"), "median")),
+	say("measured %s: %d nodes, %d with memory, %d cpus; %zu methods, %zu results, %zu targets "
+	    "(%d met); %s: %s", str(get(mach, "kernel")), (int)num(get(mach, "nodes")), memnodes,
+	    (int)num(get(mach, "cpus")), methods ? methods->n : 0, res ? res->n : 0, tg ? tg->n : 0,
+	    met, with("balancing"), str(get(find(res, with("balancing"), 0), "status")));
+	say("measured %s %.2f GB/s, %s %.2f GB/s (16 MiB, emulated=%s)", with("page_leap"),
+	    num(get(get(pl, "gbps"), "median")), with("baseline_memcpy"),
+	    num(get(get(mc, "gbps"), "median")),
 	    emu ? (emu->b ? "true" : "false") : "?");
 	jfree(&root);
 	free(text);

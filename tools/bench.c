@@ -19,7 +19,7 @@
  */
 #include "bench.h"
 #include "cli.h"
-#include "util/util.h" /* leap__hist: the library's latency histogram, linked statically */
+#include "hist.h"
 #include "pageleap.h"
 #include "sys.h"
 
@@ -38,29 +38,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
-
-const struct bench_method bench_methods[] = {
-	{ "page_leap", "page_leap(), adaptive granularity, warm pool", BK_PAGE_LEAP, 0, false, 0, true },
-	{ "page_leap_cold", "page_leap(), adaptive, target pool emptied first", BK_PAGE_LEAP, 0, true, 0, true },
-	{ "page_leap_4k", "page_leap(), fixed 4 KiB steps", BK_PAGE_LEAP, 4u << 10, false, 0, true },
-	{ "page_leap_64k", "page_leap(), fixed 64 KiB steps", BK_PAGE_LEAP, 64u << 10, false, 0, true },
-	{ "page_leap_2m", "page_leap(), fixed 2 MiB steps", BK_PAGE_LEAP, 2u << 20, false, 0, true },
-	{ "move_pages", "move_pages(), the whole range in one call", BK_MOVE_PAGES, 0, false, 0, true },
-	{ "move_pages_b1", "move_pages(), 1 page per call", BK_MOVE_PAGES, 0, false, 1, true },
-	{ "move_pages_b16", "move_pages(), 16 pages per call", BK_MOVE_PAGES, 0, false, 16, false },
-	{ "move_pages_b64", "move_pages(), 64 pages per call", BK_MOVE_PAGES, 0, false, 64, true },
-	{ "move_pages_b256", "move_pages(), 256 pages per call", BK_MOVE_PAGES, 0, false, 256, false },
-	{ "move_pages_b512", "move_pages(), 512 pages per call", BK_MOVE_PAGES, 0, false, 512, true },
-	{ "mbind", "mbind(MPOL_BIND, MPOL_MF_MOVE)", BK_MBIND, 0, false, 0, true },
-	{ "copy_mremap", "copy to new memory + mremap(FIXED): unsafe under writers", BK_COPY_MREMAP, 0, false, 0, true },
-	{ "autonuma", "numa_balancing=1, a thread on the target touches the data", BK_AUTONUMA, 0, false, 0, true },
-	{ "memcpy", "memcpy between pre-faulted buffers: the limit", BK_MEMCPY, 0, false, 0, true },
-};
-const size_t bench_nmethods = sizeof(bench_methods) / sizeof(bench_methods[0]);
 
 static const char bench_usage[] =
 	"usage: pageleap bench [--quick | --full] [OPTIONS]\n"
@@ -155,7 +135,7 @@ struct writer {
 	struct writers *all;
 	unsigned id;
 	uint64_t *seen; /* per page: the value the word must hold */
-	struct leap__hist stalls;
+	struct hist stalls;
 	uint64_t writes;
 };
 struct writers {
@@ -187,7 +167,7 @@ static void *writer_main(void *arg)
 		w->seen[page]++;
 		w->writes++;
 		if (dt > BENCH_STALL_NS)
-			leap__hist_add(&w->stalls, dt);
+			hist_add(&w->stalls, dt);
 	}
 	return NULL;
 }
@@ -205,7 +185,7 @@ static int writers_start(struct writers *ws, char *base, size_t len, unsigned n)
 		w->all = ws;
 		w->id = t;
 		w->writes = 0;
-		w->stalls = (struct leap__hist){ 0 };
+		w->stalls = (struct hist){ 0 };
 		if (!(w->seen = calloc(ws->npages, sizeof(uint64_t)))) {
 			for (unsigned u = 0; u < t; u++)
 				free(ws->w[u].seen), ws->w[u].seen = NULL;
@@ -244,14 +224,14 @@ static double writers_cpu(struct writers *ws)
 }
 
 /* Stop the writers; return the writes lost (or invented) since writers_start(). */
-static uint64_t writers_stop(struct writers *ws, struct leap__hist *stalls)
+static uint64_t writers_stop(struct writers *ws, struct hist *stalls)
 {
 	atomic_store(&ws->stop, true);
 	uint64_t lost = 0;
 	for (unsigned t = 0; t < ws->n; t++) {
 		struct writer *w = &ws->w[t];
 		pthread_join(w->th, NULL);
-		leap__hist_merge(stalls, &w->stalls);
+		hist_merge(stalls, &w->stalls);
 		for (size_t p = 0; p < ws->npages; p++) {
 			uint64_t have = *slot(ws, t, p);
 			lost += have > w->seen[p] ? have - w->seen[p] : w->seen[p] - have;
@@ -266,7 +246,7 @@ static uint64_t writers_stop(struct writers *ws, struct leap__hist *stalls)
 /* ------------------------------------------------------------------ one move */
 
 /* What one measured move gave. */
-struct sample {
+struct bench_sample {
 	double s, cpu_s;
 	uint64_t moved_bytes, left, lost;
 	struct leap_progress pr; /* page_leap's own account of the move */
@@ -284,7 +264,7 @@ static void sw_start(struct stopwatch *w, struct writers *ws)
 	w->wcpu0 = writers_cpu(ws);
 	w->t0 = sys_now_ns();
 }
-static void sw_end(struct stopwatch *w, struct writers *ws, struct sample *s)
+static void sw_end(struct stopwatch *w, struct writers *ws, struct bench_sample *s)
 {
 	s->s = (double)(sys_now_ns() - w->t0) * 1e-9;
 	s->cpu_s = clock_s(CLOCK_PROCESS_CPUTIME_ID) - w->cpu0 - (writers_cpu(ws) - w->wcpu0);
@@ -299,6 +279,20 @@ struct bench {
 	struct leap_ctx *ctx;
 	struct writers ws;
 	bool multi; /* from != to */
+};
+
+/* One row's memory: what setup made, the moves use and teardown undoes. */
+struct pl_row {
+	struct leap_region *r;
+	unsigned flags;
+	struct leap_job_options o;
+};
+struct bench_row {
+	size_t len, pgsz;	/* the range; its page size */
+	struct pl_row pl;	/* page_leap: the region, moved to and fro */
+	char *bufs[2];		/* memcpy: the buffers on from and to */
+	struct sigaction thp_before[3];
+	bool thp_switched;	/* page_leap: shared-memory THP allowed for the row */
 };
 
 static void sleep_ms(unsigned ms)
@@ -323,18 +317,12 @@ static void sleep_ms(unsigned ms)
 			(smp)->lost = writers_stop(&(b)->ws, (stalls));                \
 	} while (0)
 
-static void set_err(struct sample *s, const char *fmt, const char *arg)
+static void set_err(struct bench_sample *s, const char *fmt, const char *arg)
 {
 	snprintf(s->err, sizeof(s->err), fmt, arg);
 }
 
 /* --- page_leap: the region is made once per row, moved from -> to and back */
-
-struct pl_row {
-	struct leap_region *r;
-	unsigned flags;
-	struct leap_job_options o;
-};
 
 static int pl_move(struct pl_row *row, int node, struct leap_progress *pr)
 {
@@ -353,10 +341,11 @@ static int pl_move(struct pl_row *row, int node, struct leap_progress *pr)
 	return moved < 0 ? (int)moved : 0;
 }
 
-static void pl_sample(struct bench *b, const struct bench_method *m, struct pl_row *row,
-		      unsigned nw, struct sample *s, struct leap__hist *stalls)
+static void pl_sample(struct bench *b, const struct bench_method *m, struct bench_row *brow,
+		      unsigned nw, struct bench_sample *s, struct hist *stalls)
 {
 	const struct bench_config *c = b->c;
+	struct pl_row *row = &brow->pl;
 	char *p = leap_region_addr(row->r);
 	size_t len = leap_region_length(row->r);
 	struct leap_progress pr = { .size = sizeof(pr) };
@@ -420,13 +409,35 @@ __attribute__((noinline)) static int naive_copy_remap(char *p, size_t len, bool 
 	return 0;
 }
 
-static void kernel_sample(struct bench *b, const struct bench_method *m, size_t len,
-			  unsigned page_kib, unsigned nw, struct sample *s,
-			  struct leap__hist *stalls)
+static int mp_move(struct bench *b, const struct bench_method *m, char *p, size_t len, bool huge)
+{
+	int err = 0;
+	sys_move_pages(p, len, huge ? PG2M : PG4K, b->c->to, m->batch, b->c->budget_ms, NULL, &err);
+	return err;
+}
+
+static int mbind_move(struct bench *b, const struct bench_method *m, char *p, size_t len,
+		      bool huge)
+{
+	(void)m, (void)huge;
+	unsigned long mask[16] = { 0 };
+	mask[b->c->to / 64] |= 1ul << (b->c->to % 64);
+	return mbind(p, len, MPOL_BIND, mask, 1024, MPOL_MF_MOVE) ? -errno : 0;
+}
+
+static int copy_move(struct bench *b, const struct bench_method *m, char *p, size_t len, bool huge)
+{
+	(void)m;
+	return naive_copy_remap(p, len, huge, b->c->to);
+}
+
+/* The kernel's methods and copy + mremap: fresh memory on `from`, moved by m->move. */
+static void kernel_sample(struct bench *b, const struct bench_method *m, struct bench_row *row,
+			  unsigned nw, struct bench_sample *s, struct hist *stalls)
 {
 	const struct bench_config *c = b->c;
-	bool huge = page_kib == 2048;
-	size_t pgsz = huge ? PG2M : PG4K;
+	size_t len = row->len, pgsz = row->pgsz;
+	bool huge = pgsz == PG2M;
 	char *p = anon_on(len, c->from, huge, true);
 	if (!p) {
 		snprintf(s->err, sizeof(s->err), "cannot allocate %zu MiB on node %d", len >> 20,
@@ -442,23 +453,7 @@ static void kernel_sample(struct bench *b, const struct bench_method *m, size_t 
 	int err = 0;
 	WITH_WRITERS(b, p, len, nw, stalls, s, {
 		sw_start(&sw, &b->ws);
-		switch (m->kind) {
-		case BK_MOVE_PAGES:
-			sys_move_pages(p, len, pgsz, c->to, m->batch, c->budget_ms, NULL, &err);
-			break;
-		case BK_MBIND: {
-			unsigned long mask[16] = { 0 };
-			mask[c->to / 64] |= 1ul << (c->to % 64);
-			if (mbind(p, len, MPOL_BIND, mask, 1024, MPOL_MF_MOVE))
-				err = -errno;
-			break;
-		}
-		case BK_COPY_MREMAP:
-			err = naive_copy_remap(p, len, huge, c->to);
-			break;
-		default:
-			break;
-		}
+		err = m->move(b, m, p, len, huge);
 		sw_end(&sw, &b->ws, s);
 	});
 	if (err)
@@ -470,10 +465,13 @@ static void kernel_sample(struct bench *b, const struct bench_method *m, size_t 
 
 /* --- memcpy between two pre-faulted buffers, one on each node */
 
-static void memcpy_sample(struct bench *b, size_t len, unsigned page_kib, char **bufs,
-			  struct sample *s)
+static void memcpy_sample(struct bench *b, const struct bench_method *m, struct bench_row *row,
+			  unsigned nw, struct bench_sample *s, struct hist *stalls)
 {
-	bool huge = page_kib == 2048;
+	(void)m, (void)nw, (void)stalls; /* no writers: memcpy is the limit, not a move */
+	size_t len = row->len;
+	char **bufs = row->bufs;
+	bool huge = row->pgsz == PG2M;
 	if (!bufs[0])
 		bufs[0] = anon_on(len, b->c->from, huge, true);
 	if (!bufs[1])
@@ -487,6 +485,14 @@ static void memcpy_sample(struct bench *b, size_t len, unsigned page_kib, char *
 	memcpy(bufs[1], bufs[0], len);
 	sw_end(&sw, &b->ws, s);
 	s->moved_bytes = len;
+}
+
+static void memcpy_teardown(struct bench *b, struct bench_row *row, struct bench_result *r)
+{
+	(void)b, (void)r;
+	for (int i = 0; i < 2; i++)
+		if (row->bufs[i])
+			munmap(row->bufs[i], row->len);
 }
 
 /* --- automatic NUMA balancing: how long until a thread on `to` has its data local */
@@ -574,11 +580,13 @@ static void thp_restore(struct sigaction before[3])
 		sigaction(thp_sigs[i], &before[i], NULL);
 }
 
-static void autonuma_sample(struct bench *b, size_t len, unsigned page_kib, struct sample *s)
+static void autonuma_sample(struct bench *b, const struct bench_method *m, struct bench_row *row,
+			    unsigned nw, struct bench_sample *s, struct hist *stalls)
 {
+	(void)m, (void)nw, (void)stalls; /* no writers: its touching thread is the workload */
 	const struct bench_config *c = b->c;
-	bool huge = page_kib == 2048;
-	size_t pgsz = huge ? PG2M : PG4K;
+	size_t len = row->len, pgsz = row->pgsz;
+	bool huge = pgsz == PG2M;
 	const char *why = NULL;
 	int old = sys_balancing_on(&why);
 	if (old < 0) {
@@ -625,20 +633,130 @@ static void set_status(struct bench_result *r, const char *fmt, const char *arg)
 	snprintf(r->status, sizeof(r->status), fmt, arg);
 }
 
+/* page_leap's row: a region on `from`, filled; 2 MiB pages make it a THP region, like
+ * the kernel methods' THP-backed memory. */
+static int pl_setup(struct bench *b, const struct bench_method *m, struct bench_row *row,
+		    struct bench_result *r)
+{
+	size_t len = row->len;
+	bool huge = row->pgsz == PG2M;
+	struct leap_place all = { 0, len, b->c->from };
+	struct leap_region_options ro = { .size = sizeof(ro),
+					  .pages = huge ? LEAP_PAGES_THP : LEAP_PAGES_SMALL };
+	int rc = leap_region_new_ex(b->ctx, len, &all, 1, &ro, &row->pl.r);
+	if (rc == -EOPNOTSUPP && huge && (row->thp_switched = thp_allow(row->thp_before)))
+		rc = leap_region_new_ex(b->ctx, len, &all, 1, &ro, &row->pl.r);
+	if (rc) {
+		if (row->thp_switched)
+			thp_restore(row->thp_before);
+		set_status(r, "cannot create the region: %s",
+			   rc == -EOPNOTSUPP && huge ? "shared-memory THP is off (needs root to allow it)"
+						     : leap_strerror(rc));
+		return -1;
+	}
+	memset(leap_region_addr(row->pl.r), 0x5a, len);
+	row->pl.flags = b->multi ? 0 : LEAP_RELOCATE;
+	row->pl.o = (struct leap_job_options){ .size = sizeof(row->pl.o), .granularity_min = m->gran,
+					       .granularity_max = m->gran };
+	return 0;
+}
+
+/* The region's metadata per 4 KiB page into r, then the region and the pools' pages go. */
+static void pl_teardown(struct bench *b, struct bench_row *row, struct bench_result *r)
+{
+	struct leap_region_stats st = { .size = sizeof(st) };
+	if (leap_region_stats(row->pl.r, &st) == 0)
+		r->meta_per_page = (double)st.metadata_bytes / (double)(row->len / PG4K);
+	leap_region_destroy(&row->pl.r);
+	/* the pools keep the pages for reuse: give them back, the next row needs room */
+	for (int node = 0; node <= numa_max_node(); node++) {
+		struct leap_pool *pool;
+		if (numa_node_size64(node, NULL) > 0 &&
+		    leap_pool_get_kind(b->ctx, node,
+				       row->pgsz == PG2M ? LEAP_PAGES_THP : LEAP_PAGES_SMALL,
+				       &pool) == 0)
+			leap_pool_trim(pool);
+	}
+	if (row->thp_switched)
+		thp_restore(row->thp_before);
+}
+
+/* ------------------------------------------------------------------ the methods */
+
+const char *const bench_cap_names[BENCH_NCAPS] = { "page_leap", "keeps_writes",
+	"baseline_move_pages", "baseline_memcpy", "one_rep", "target_cpus", "balancing",
+	"may_time_out" };
+
+#define PAGE_LEAP .caps = BENCH_PAGE_LEAP | BENCH_KEEPS_WRITES, .setup = pl_setup, \
+		  .sample = pl_sample, .teardown = pl_teardown
+#define KERNEL(fn) .sample = kernel_sample, .move = fn
+#define SCALED_ALL (SCALED_METHOD | SCALED_WRITERS)
+
+/* The order is the table's, the JSON's and the plots'. scaled: the emulated --full keeps
+ * writer rows only where they tell something new (adaptive and coarse page_leap, the
+ * whole-range move_pages, copy_mremap's lost writes) and drops the batch sizes between
+ * the ones kept; fixed 4 KiB steps under writers are the slowest rows of all (see the
+ * page_leap_4k rows with writers in `pageleap bench --row-log`). */
+const struct bench_method bench_methods[] = {
+	{ .name = "page_leap", .what = "page_leap(), adaptive granularity, warm pool",
+	  .quick = true, PAGE_LEAP },
+	{ .name = "page_leap_cold", .what = "page_leap(), adaptive, target pool emptied first",
+	  .cold = true, .scaled = SCALED_WRITERS, .quick = true, PAGE_LEAP },
+	{ .name = "page_leap_4k", .what = "page_leap(), fixed 4 KiB steps", .gran = 4u << 10,
+	  .scaled = SCALED_WRITERS, .quick = true, PAGE_LEAP },
+	{ .name = "page_leap_64k", .what = "page_leap(), fixed 64 KiB steps", .gran = 64u << 10,
+	  .quick = true, PAGE_LEAP },
+	{ .name = "page_leap_2m", .what = "page_leap(), fixed 2 MiB steps", .gran = 2u << 20,
+	  .quick = true, PAGE_LEAP },
+	{ .name = "move_pages", .what = "move_pages(), the whole range in one call",
+	  .needs_nodes = 2, .caps = BENCH_KEEPS_WRITES | BENCH_BASE_MOVE_PAGES, .quick = true,
+	  KERNEL(mp_move) },
+	{ .name = "move_pages_b1", .what = "move_pages(), 1 page per call", .batch = 1,
+	  .needs_nodes = 2, .caps = BENCH_KEEPS_WRITES, .scaled = SCALED_WRITERS, .quick = true,
+	  KERNEL(mp_move) },
+	{ .name = "move_pages_b16", .what = "move_pages(), 16 pages per call", .batch = 16,
+	  .needs_nodes = 2, .caps = BENCH_KEEPS_WRITES, .scaled = SCALED_ALL, KERNEL(mp_move) },
+	{ .name = "move_pages_b64", .what = "move_pages(), 64 pages per call", .batch = 64,
+	  .needs_nodes = 2, .caps = BENCH_KEEPS_WRITES, .scaled = SCALED_WRITERS, .quick = true,
+	  KERNEL(mp_move) },
+	{ .name = "move_pages_b256", .what = "move_pages(), 256 pages per call", .batch = 256,
+	  .needs_nodes = 2, .caps = BENCH_KEEPS_WRITES, .scaled = SCALED_ALL, KERNEL(mp_move) },
+	{ .name = "move_pages_b512", .what = "move_pages(), 512 pages per call", .batch = 512,
+	  .needs_nodes = 2, .caps = BENCH_KEEPS_WRITES, .scaled = SCALED_WRITERS, .quick = true,
+	  KERNEL(mp_move) },
+	{ .name = "mbind", .what = "mbind(MPOL_BIND, MPOL_MF_MOVE)", .needs_nodes = 2,
+	  .caps = BENCH_KEEPS_WRITES, .scaled = SCALED_WRITERS, .quick = true, KERNEL(mbind_move) },
+	{ .name = "copy_mremap", .what = "copy to new memory + mremap(FIXED): unsafe under writers",
+	  .quick = true, KERNEL(copy_move) },
+	{ .name = "autonuma", .what = "numa_balancing=1, a thread on the target touches the data",
+	  .needs_nodes = 2,
+	  .caps = BENCH_ONE_REP | BENCH_TARGET_CPUS | BENCH_BALANCING | BENCH_MAY_TIME_OUT,
+	  .no_writers = "n/a: its touching thread is the workload", .scaled = SCALED_WRITERS,
+	  .quick = true, .sample = autonuma_sample },
+	{ .name = "memcpy", .what = "memcpy between pre-faulted buffers: the limit",
+	  .caps = BENCH_BASE_MEMCPY, .no_writers = "n/a: no writers", .scaled = SCALED_WRITERS,
+	  .quick = true, .sample = memcpy_sample, .teardown = memcpy_teardown },
+};
+const size_t bench_nmethods = sizeof(bench_methods) / sizeof(bench_methods[0]);
+
+#undef PAGE_LEAP
+#undef KERNEL
+#undef SCALED_ALL
+
+/* ------------------------------------------------------------------ rows */
+
 
 /* Why a method has no figures on this row, or NULL if it can run. */
 static const char *cannot_run(struct bench *b, const struct bench_method *m, unsigned page_kib,
 			      unsigned nw)
 {
-	if (m->kind == BK_PAGE_LEAP && page_kib != 4 && m->gran && m->gran < PG2M)
+	if (page_kib != 4 && m->gran && m->gran < PG2M)
 		return "n/a: huge pages move whole (steps of 2 MiB at least)";
-	if ((m->kind == BK_MOVE_PAGES || m->kind == BK_MBIND || m->kind == BK_AUTONUMA) && !b->multi)
+	if (m->needs_nodes > 1 && !b->multi)
 		return "needs 2 nodes";
-	if (m->kind == BK_AUTONUMA && nw)
-		return "n/a: its touching thread is the workload";
-	if (m->kind == BK_MEMCPY && nw)
-		return "n/a: no writers";
-	if (m->kind == BK_AUTONUMA && numa_node_size64(b->c->to, NULL) > 0) {
+	if (nw && m->no_writers)
+		return m->no_writers;
+	if ((m->caps & BENCH_TARGET_CPUS) && numa_node_size64(b->c->to, NULL) > 0) {
 		struct bitmask *cpus = numa_allocate_cpumask();
 		int none = numa_node_to_cpus(b->c->to, cpus) || numa_bitmask_weight(cpus) == 0;
 		numa_free_cpumask(cpus);
@@ -661,7 +779,7 @@ static bool planned(struct bench *b, const struct bench_method *m, unsigned page
 	if (b->c->scaled_out[m - bench_methods] & SCALED_METHOD)
 		return false;
 	return size_mib == b->c->writers_size_mib && !cannot_run(b, m, page_kib, 0) &&
-	       m->kind != BK_MEMCPY && m->kind != BK_AUTONUMA;
+	       !m->no_writers;
 }
 
 /* Why the emulated full run leaves this row out, or NULL. A row that cannot run at all
@@ -692,59 +810,22 @@ static void run_row(struct bench *b, const struct bench_method *m, unsigned page
 		return;
 	}
 
-	struct pl_row pl = { 0 };
-	char *bufs[2] = { 0 };
-	struct sigaction thp_before[3];
-	bool thp_switched = false;
-	if (m->kind == BK_PAGE_LEAP) {
-		/* 2 MiB pages: a THP region, like the kernel methods' THP-backed memory */
-		struct leap_place all = { 0, len, c->from };
-		struct leap_region_options ro = { .size = sizeof(ro),
-						  .pages = pgsz == PG2M ? LEAP_PAGES_THP
-									: LEAP_PAGES_SMALL };
-		int rc = leap_region_new_ex(b->ctx, len, &all, 1, &ro, &pl.r);
-		if (rc == -EOPNOTSUPP && pgsz == PG2M && (thp_switched = thp_allow(thp_before)))
-			rc = leap_region_new_ex(b->ctx, len, &all, 1, &ro, &pl.r);
-		if (rc) {
-			if (thp_switched)
-				thp_restore(thp_before);
-			set_status(r, "cannot create the region: %s",
-				   rc == -EOPNOTSUPP && pgsz == PG2M
-					   ? "shared-memory THP is off (needs root to allow it)"
-					   : leap_strerror(rc));
-			return;
-		}
-		memset(leap_region_addr(pl.r), 0x5a, len);
-		pl.flags = b->multi ? 0 : LEAP_RELOCATE;
-		pl.o = (struct leap_job_options){ .size = sizeof(pl.o), .granularity_min = m->gran,
-						  .granularity_max = m->gran };
-	}
+	struct bench_row row = { .len = len, .pgsz = pgsz };
+	if (m->setup && m->setup(b, m, &row, r))
+		return;
 	/* automatic balancing takes seconds per move: one repetition, no warm-up */
-	unsigned warm = m->kind == BK_AUTONUMA ? 0 : c->warmup;
-	unsigned reps = m->kind == BK_AUTONUMA ? 1 : c->reps;
+	unsigned warm = m->caps & BENCH_ONE_REP ? 0 : c->warmup;
+	unsigned reps = m->caps & BENCH_ONE_REP ? 1 : c->reps;
 	double gbps[64], secs[64], cpu[64];
-	struct leap__hist stalls = { 0 };
+	struct hist stalls = { 0 };
 	int n = 0;
 	/* a row stops after row_budget_s of measured moves (at least one): the slowest
 	 * methods under emulation would otherwise take many minutes each */
 	double spent = 0;
 	for (unsigned i = 0; i < warm + reps && (n == 0 || spent < c->row_budget_s); i++) {
-		struct sample s = { 0 };
-		struct leap__hist *h = i < warm ? &(struct leap__hist){ 0 } : &stalls;
-		switch (m->kind) {
-		case BK_PAGE_LEAP:
-			pl_sample(b, m, &pl, nw, &s, h);
-			break;
-		case BK_MEMCPY:
-			memcpy_sample(b, len, page_kib, bufs, &s);
-			break;
-		case BK_AUTONUMA:
-			autonuma_sample(b, len, page_kib, &s);
-			break;
-		default:
-			kernel_sample(b, m, len, page_kib, nw, &s, h);
-			break;
-		}
+		struct bench_sample s = { 0 };
+		struct hist *h = i < warm ? &(struct hist){ 0 } : &stalls;
+		m->sample(b, m, &row, nw, &s, h);
 		if (s.err[0]) {
 			set_status(r, "%s", s.err);
 			break;
@@ -752,7 +833,7 @@ static void run_row(struct bench *b, const struct bench_method *m, unsigned page
 		if (i < warm)
 			continue;
 		r->lost_writes += s.lost;
-		if (m->kind == BK_PAGE_LEAP) {
+		if (m->caps & BENCH_PAGE_LEAP) {
 			r->extents = s.pr.extents;
 			r->gran_min_kib = s.pr.granularity_min_seen >> 10;
 			r->gran_max_kib = s.pr.granularity_max_seen >> 10;
@@ -764,26 +845,8 @@ static void run_row(struct bench *b, const struct bench_method *m, unsigned page
 		cpu[n] = s.cpu_s;
 		gbps[n++] = s.s > 0 ? (double)s.moved_bytes / s.s / 1e9 : 0;
 	}
-	if (pl.r) {
-		struct leap_region_stats st = { .size = sizeof(st) };
-		if (leap_region_stats(pl.r, &st) == 0)
-			r->meta_per_page = (double)st.metadata_bytes / (double)(len / PG4K);
-		leap_region_destroy(&pl.r);
-		/* the pools keep the pages for reuse: give them back, the next row needs room */
-		for (int node = 0; node <= numa_max_node(); node++) {
-			struct leap_pool *pool;
-			if (numa_node_size64(node, NULL) > 0 &&
-			    leap_pool_get_kind(b->ctx, node, pgsz == PG2M ? LEAP_PAGES_THP
-									  : LEAP_PAGES_SMALL,
-					       &pool) == 0)
-				leap_pool_trim(pool);
-		}
-		if (thp_switched)
-			thp_restore(thp_before);
-	}
-	for (int i = 0; i < 2; i++)
-		if (bufs[i])
-			munmap(bufs[i], len);
+	if (m->teardown)
+		m->teardown(b, &row, r);
 	if (r->status[0])
 		return;
 	strcpy(r->status, "ok");
@@ -796,10 +859,10 @@ static void run_row(struct bench *b, const struct bench_method *m, unsigned page
 	r->pages_per_s = r->gbps_med * 1e9 / (double)pgsz;
 	r->stall = (struct bench_stall){
 		.count = stalls.count,
-		.p50_us = (double)leap__hist_quantile(&stalls, 0.5) * 1e-3,
-		.p90_us = (double)leap__hist_quantile(&stalls, 0.9) * 1e-3,
-		.p99_us = (double)leap__hist_quantile(&stalls, 0.99) * 1e-3,
-		.p999_us = (double)leap__hist_quantile(&stalls, 0.999) * 1e-3,
+		.p50_us = hist_quantile_us(&stalls, 0.5),
+		.p90_us = hist_quantile_us(&stalls, 0.9),
+		.p99_us = hist_quantile_us(&stalls, 0.99),
+		.p999_us = hist_quantile_us(&stalls, 0.999),
 		.max_us = (double)stalls.max_ns * 1e-3,
 	};
 	if (r->stall.max_us < r->stall.p999_us)
@@ -937,29 +1000,23 @@ static int parse_args(int argc, char **argv, struct bench_config *c)
 	if (c->json && c->csv)
 		return cli_usage(bench_usage, "bench: %s", "--json and --csv exclude each other");
 	c->quick = !full;
-	/* The full run under QEMU's software emulation took over 25 minutes in the 4-node
-	 * guest (4 vCPUs emulated on 2 host cores) and never finished there: scale it down.
+	/* The full run under QEMU's software emulation does not finish in the 4-node guest
+	 * (`make bench-full` with --row-log shows the time each row takes): scale it down.
 	 * Fewer moves per row, a shorter row, and the rows that add least left out (and said
 	 * so in the output): the batch sizes between the ones kept, and writers with the
 	 * methods whose writer rows only repeat their no-writer story (the kernel's batched
-	 * and mbind paths, the cold pool). What the command line names is taken as given. */
+	 * and mbind paths, the cold pool): bench_methods[].scaled. What the command line
+	 * names is taken as given. */
 	c->scaled = full && sys_emulated();
 	c->reps = reps >= 0 ? (unsigned)reps : c->scaled ? 3 : full ? 5 : 3;
-	/* two: the first move after a single warm-up was still up to 2x slower here */
+	/* two: the first move after a single warm-up is still slower than the rest (compare
+	 * gbps min and max of a row run with --warmup 1) */
 	c->warmup = warmup >= 0 ? (unsigned)warmup : c->scaled ? 1 : 2;
 	c->max_move_s = full && !c->scaled ? 8 : 4;
 	c->row_budget_s = c->scaled ? 8 : 4 * c->max_move_s;
 	for (size_t k = 0; c->scaled && k < bench_nmethods; k++) {
-		const struct bench_method *m = &bench_methods[k];
-		if (!methods && m->kind == BK_MOVE_PAGES && (m->batch == 16 || m->batch == 256))
-			c->scaled_out[k] |= SCALED_METHOD;
-		/* fixed 4 KiB steps under writers took 6 and 12 minutes a row (one warm-up and
-		 * one measured move) in a 4-node guest on a busy host: three quarters of the run */
-		bool keep_writers = (m->kind == BK_PAGE_LEAP && !m->cold && m->gran != PG4K) ||
-				    (m->kind == BK_MOVE_PAGES && m->batch == 0) ||
-				    m->kind == BK_COPY_MREMAP;
-		if (!writers && !keep_writers)
-			c->scaled_out[k] |= SCALED_WRITERS;
+		unsigned out = bench_methods[k].scaled;
+		c->scaled_out[k] = (methods ? 0 : out & SCALED_METHOD) | (writers ? 0 : out & SCALED_WRITERS);
 	}
 	static const unsigned full_sizes[] = { 64, 256, 1024, 2048 };
 	if (sizes) {
@@ -1045,9 +1102,7 @@ static void progress(const struct bench_config *c, size_t done, size_t total, co
 
 static void machine_info(struct bench_machine *mc)
 {
-	struct utsname u;
-	if (uname(&u) == 0)
-		snprintf(mc->kernel, sizeof(mc->kernel), "Linux %s %s", u.release, u.machine);
+	sys_kernel_name(mc->kernel, sizeof(mc->kernel));
 	for (int n = 0; n <= numa_max_node(); n++) {
 		if (numa_bitmask_isbitset(numa_nodes_ptr, (unsigned)n))
 			mc->nodes++;
@@ -1143,8 +1198,8 @@ int cmd_bench(int argc, char **argv)
 					uint64_t t0 = sys_now_ns();
 					/* move_pages and memcpy are what the ratios compare with: a
 					 * slow baseline still runs (the row budget bounds it) */
-					bool baseline = (m->kind == BK_MOVE_PAGES && m->batch == 0) ||
-							m->kind == BK_MEMCPY;
+					bool baseline = m->caps & (BENCH_BASE_MOVE_PAGES |
+								   BENCH_BASE_MEMCPY);
 					double guess = last_mib[k][pi] && !baseline
 							       ? last_s[k][pi] * mib / last_mib[k][pi]
 							       : 0;

@@ -18,23 +18,52 @@
 #define BENCH_MAX_WRITERS 16
 #define BENCH_MAX_LIST 8
 
-enum bench_kind {
-	BK_PAGE_LEAP,	 /* page_leap(), adaptive or fixed granularity, warm or cold pool */
-	BK_MOVE_PAGES,	 /* move_pages(), whole range or in batches */
-	BK_MBIND,	 /* mbind(MPOL_BIND, MPOL_MF_MOVE) */
-	BK_COPY_MREMAP,	 /* copy into new memory, mremap(MREMAP_FIXED) over the old */
-	BK_AUTONUMA,	 /* automatic NUMA balancing, threads on the target touching the data */
-	BK_MEMCPY	 /* memcpy between pre-faulted buffers: the physical limit */
-};
+struct bench;	     /* bench.c: the run's state */
+struct bench_row;    /* bench.c: one row's memory, shared by its moves */
+struct bench_sample; /* bench.c: what one measured move gave */
+struct bench_result;
+struct hist;
 
+/* What a method is and promises (bench_method.caps). The JSON report lists each method
+ * with these by name (bench_cap_names), so checks go by capability, not by method name. */
+enum {
+	BENCH_PAGE_LEAP = 1u << 0,	 /* "page_leap": the library's move: reports extents,
+					    granularity and metadata; loses no write, leaves no page */
+	BENCH_KEEPS_WRITES = 1u << 1,	 /* "keeps_writes": no write made during the move is lost */
+	BENCH_BASE_MOVE_PAGES = 1u << 2, /* "baseline_move_pages": what vs_move_pages divides by */
+	BENCH_BASE_MEMCPY = 1u << 3,	 /* "baseline_memcpy": what vs_memcpy divides by */
+	BENCH_ONE_REP = 1u << 4,	 /* "one_rep": one measured move, no warm-up (seconds each) */
+	BENCH_TARGET_CPUS = 1u << 5,	 /* "target_cpus": needs CPUs on the target node */
+	BENCH_BALANCING = 1u << 6,	 /* "balancing": switches numa_balancing on (the knob, root) */
+	BENCH_MAY_TIME_OUT = 1u << 7,	 /* "may_time_out": waits on the kernel, may move nothing */
+	BENCH_NCAPS = 8
+};
+extern const char *const bench_cap_names[BENCH_NCAPS];
+
+/* One row of bench_methods[]: a new method is a row and its functions. */
 struct bench_method {
-	const char *name;  /* no spaces: also a gnuplot word and a CSV field */
-	const char *what;  /* one line for the table legend */
-	enum bench_kind kind;
-	size_t gran;	   /* page_leap: fixed granularity in bytes, 0 = adaptive */
-	bool cold;	   /* page_leap: target pool emptied before every move */
-	unsigned batch;	   /* move_pages: pages per call, 0 = all at once */
-	bool quick;	   /* part of --quick */
+	const char *name;	 /* no spaces: also a gnuplot word and a CSV field */
+	const char *what;	 /* one line for the table legend */
+	unsigned needs_nodes;	 /* 2: only between two nodes (one node: "needs 2 nodes"); 0 = 1 */
+	unsigned caps;		 /* BENCH_* */
+	const char *no_writers;	 /* why it has no rows with writers; NULL: it has them */
+	unsigned scaled;	 /* SCALED_*: what the emulated --full leaves out of it */
+	bool quick;		 /* part of --quick */
+	size_t gran;		 /* page_leap: fixed granularity in bytes, 0 = adaptive */
+	bool cold;		 /* page_leap: target pool emptied before every move */
+	unsigned batch;		 /* move_pages: pages per call, 0 = all at once */
+	/* The row's memory, made once before its moves (NULL: none). 0, or -1 with r->status
+	 * saying why the row has no figures. */
+	int (*setup)(struct bench *b, const struct bench_method *m, struct bench_row *row,
+		     struct bench_result *r);
+	/* One move, timed into s (s->err set when it could not be measured); the writers'
+	 * (nw of them) stalls go into stalls. */
+	void (*sample)(struct bench *b, const struct bench_method *m, struct bench_row *row,
+		       unsigned nw, struct bench_sample *s, struct hist *stalls);
+	/* For sample = kernel_sample: the move itself, on fresh memory. 0 or -errno. */
+	int (*move)(struct bench *b, const struct bench_method *m, char *p, size_t len, bool huge);
+	/* Undo setup after the row's moves (NULL: nothing to undo); may add to r. */
+	void (*teardown)(struct bench *b, struct bench_row *row, struct bench_result *r);
 };
 
 extern const struct bench_method bench_methods[];

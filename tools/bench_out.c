@@ -23,11 +23,12 @@ static bool ok(const struct bench_result *r)
 	return !strcmp(r->status, "ok");
 }
 
-static const struct bench_result *find(const struct bench_result *res, size_t n, const char *method,
+/* The ok row of the method with capability cap on this page size, size and writers. */
+static const struct bench_result *find(const struct bench_result *res, size_t n, unsigned cap,
 				       unsigned page_kib, unsigned size_mib, unsigned writers)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!strcmp(res[i].m->name, method) && res[i].page_kib == page_kib &&
+		if ((res[i].m->caps & cap) && res[i].page_kib == page_kib &&
 		    res[i].size_mib == size_mib && res[i].writers == writers && ok(&res[i]))
 			return &res[i];
 	return NULL;
@@ -41,9 +42,10 @@ void bench_finish(struct bench_result *res, size_t n)
 		struct bench_result *r = &res[i];
 		if (!ok(r))
 			continue;
-		const struct bench_result *mp = find(res, n, "move_pages", r->page_kib, r->size_mib,
-						     r->writers);
-		const struct bench_result *mc = find(res, n, "memcpy", r->page_kib, r->size_mib, 0);
+		const struct bench_result *mp = find(res, n, BENCH_BASE_MOVE_PAGES, r->page_kib,
+						     r->size_mib, r->writers);
+		const struct bench_result *mc = find(res, n, BENCH_BASE_MEMCPY, r->page_kib,
+						     r->size_mib, 0);
 		if (mp && mp->gbps_med > 0)
 			r->vs_move_pages = r->gbps_med / mp->gbps_med;
 		if (mc && mc->gbps_med > 0)
@@ -94,7 +96,7 @@ static void targets(const struct bench_config *c, const struct bench_machine *mc
 		if (!strcmp(r->m->name, "page_leap_2m") && r->page_kib == 2048 && r->writers == 0 &&
 		    !isnan(r->vs_memcpy))
 			w2h = fmin(w2h, r->vs_memcpy);
-		if (!strncmp(r->m->name, "page_leap", 9) && !isnan(r->meta_per_page))
+		if ((r->m->caps & BENCH_PAGE_LEAP) && !isnan(r->meta_per_page))
 			meta = fmax(meta, r->meta_per_page);
 		if (!strcmp(r->m->name, "page_leap") && r->page_kib == 4 && (int)r->writers > maxw)
 			maxw = (int)r->writers;
@@ -192,7 +194,7 @@ void bench_print_table(FILE *f, const struct bench_config *c, const struct bench
 		char gb[24], mm[40], st[48], x1[16] = "-", x2[16] = "-";
 		snprintf(gb, sizeof(gb), "%.3f%s", r->gbps_med, e);
 		snprintf(mm, sizeof(mm), "%.3f..%.3f%s", r->gbps_min, r->gbps_max,
-			 r->reps < (int)c->reps && r->m->kind != BK_AUTONUMA ? "~" : "");
+			 r->reps < (int)c->reps && !(r->m->caps & BENCH_ONE_REP) ? "~" : "");
 		if (r->stall.count)
 			snprintf(st, sizeof(st), "%.0f/%.0f/%.0f", r->stall.p50_us, r->stall.p99_us,
 				 r->stall.max_us);
@@ -237,10 +239,7 @@ void bench_print_table(FILE *f, const struct bench_config *c, const struct bench
 static void jnum(FILE *f, const char *key, double v, bool have)
 {
 	fprintf(f, ",\"%s\":", key);
-	if (!have || isnan(v) || isinf(v))
-		fputs("null", f);
-	else
-		fprintf(f, "%.6g", v);
+	sys_json_num(f, have ? v : NAN);
 }
 
 /* A count, exactly (%g would round past a million), or null. */
@@ -276,7 +275,23 @@ void bench_print_json(FILE *f, const struct bench_config *c, const struct bench_
 	fprintf(f, "],\"page_kib\":[");
 	for (unsigned i = 0; i < c->npage; i++)
 		fprintf(f, "%s%u", i ? "," : "", c->page_kib[i]);
-	fprintf(f, "]},\n\"results\":[");
+	/* the methods of the run and what each is: a check goes by capability, not name */
+	fprintf(f, "]},\n\"methods\":[");
+	for (size_t k = 0, i = 0; k < bench_nmethods; k++) {
+		const struct bench_method *m = &bench_methods[k];
+		if (!c->method_on[k])
+			continue;
+		fprintf(f, "%s\n{\"name\":", i++ ? "," : "");
+		sys_json_string(f, m->name);
+		fprintf(f, ",\"what\":");
+		sys_json_string(f, m->what);
+		fprintf(f, ",\"needs_nodes\":%u,\"caps\":[", m->needs_nodes ? m->needs_nodes : 1);
+		for (unsigned b = 0, j = 0; b < BENCH_NCAPS; b++)
+			if (m->caps & (1u << b))
+				fprintf(f, "%s\"%s\"", j++ ? "," : "", bench_cap_names[b]);
+		fprintf(f, "],\"writers\":%s}", m->no_writers ? "false" : "true");
+	}
+	fprintf(f, "],\n\"results\":[");
 	for (size_t i = 0; i < n; i++) {
 		const struct bench_result *r = &res[i];
 		bool y = ok(r);

@@ -4,6 +4,7 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <numaif.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -284,4 +286,19 @@ void sys_json_string(FILE *f, const char *s)
 			fputc(*s, f);
 	}
 	fputc('"', f);
+}
+
+void sys_json_num(FILE *f, double v)
+{
+	if (isnan(v) || isinf(v))
+		fputs("null", f);
+	else
+		fprintf(f, "%.6g", v);
+}
+
+void sys_kernel_name(char *buf, size_t len)
+{
+	struct utsname u;
+	if (uname(&u) == 0)
+		snprintf(buf, len, "Linux %s %s", u.release, u.machine);
 }

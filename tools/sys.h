@@ -50,6 +50,11 @@ void sys_balancing_restore(int old);
 
 /* s as a JSON string (quotes, backslashes and control characters escaped). */
 void sys_json_string(FILE *f, const char *s);
+/* v as a JSON number (%.6g), or null for NaN and infinities (JSON has neither). */
+void sys_json_num(FILE *f, double v);
+/* "Linux RELEASE MACHINE" from uname(2) into buf (left as it is if uname fails): the
+ * kernel line of the reports. */
+void sys_kernel_name(char *buf, size_t len);
 /* s as a gnuplot string literal (single quotes, a quote inside written twice). */
 void sys_gp_string(FILE *f, const char *s);
 /* Run gnuplot on a script; its expected warnings (no points, empty x range) are

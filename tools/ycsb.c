@@ -25,7 +25,7 @@
  */
 #include "btree.h"
 #include "cli.h"
-#include "util/util.h" /* leap__hist, linked statically */
+#include "hist.h"
 #include "keygen.h"
 #include "pageleap.h"
 #include "sys.h"
@@ -42,20 +42,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
-
-const struct ycsb_method ycsb_methods[] = {
-	{ "none", "no migration: every partition stays on the wrong node", YK_NONE, 0, 0, true },
-	{ "all_local", "no migration: every partition on its threads' node from the start", YK_LOCAL, 0, 0, true },
-	{ "move_pages", "move_pages(), a partition in one call (a thread per partition)", YK_MOVE_PAGES, 0, 0, true },
-	{ "move_pages_b256", "move_pages(), 256 pages per call", YK_MOVE_PAGES, 256, 0, true },
-	{ "page_leap", "page_leap(), adaptive granularity", YK_PAGE_LEAP, 0, 0, true },
-	{ "page_leap_64k", "page_leap(), fixed 64 KiB extents", YK_PAGE_LEAP, 0, 64u << 10, true },
-	{ "autonuma", "numa_balancing=1 from the migration start", YK_AUTONUMA, 0, 0, true },
-};
-const size_t ycsb_nmethods = sizeof(ycsb_methods) / sizeof(ycsb_methods[0]);
 
 static const char usage[] =
 	"usage: pageleap ycsb [--workload a|b|c|e] [--dist zipf|uniform] [--method LIST]\n"
@@ -126,7 +114,7 @@ struct worker {
 	uint64_t rng, seq;
 	_Alignas(64) _Atomic uint64_t ops;
 	uint64_t missing, bad_scans, inserts, refused;
-	struct leap__hist h[PH_N];
+	struct hist h[PH_N];
 };
 
 struct run {
@@ -142,6 +130,7 @@ struct run {
 	_Atomic bool stop;
 	_Atomic unsigned ready;
 	uint64_t t0_ns;
+	int nb_old;		/* AutoNUMA: numa_balancing before the run, -1: not changed */
 };
 
 static double secs(uint64_t ns)
@@ -236,7 +225,7 @@ static void *worker_main(void *arg)
 		int ph = atomic_load_explicit(&run->phase, memory_order_relaxed);
 		uint64_t t0 = sys_now_ns();
 		one_op(w);
-		leap__hist_add(&w->h[ph], sys_now_ns() - t0);
+		hist_add(&w->h[ph], sys_now_ns() - t0);
 		atomic_store_explicit(&w->ops, atomic_load_explicit(&w->ops, memory_order_relaxed) + 1,
 				      memory_order_relaxed);
 	}
@@ -285,7 +274,8 @@ static void radix_sort(uint64_t *a, uint64_t *tmp, size_t n)
 
 /* Keys a partition has room to insert (E): a sixteenth of the loaded ones, plus what
  * its workers can insert in the run at up to 150k inserts/s each (5% of 3M ops/s, above
- * what E reaches here on a small tree), counting 2 s for the migration. An insert that
+ * E's rate on a small tree: see "inserts" over the run's time in `pageleap ycsb
+ * --workload e --json`), counting 2 s for the migration. An insert that
  * finds no room is counted and reported (the test requires none), never lost silently. */
 static uint64_t insert_room(const struct ycsb_config *c, uint64_t keys)
 {
@@ -313,12 +303,61 @@ static void part_free(struct part *p)
 	p->shadow = NULL;
 }
 
-/* Memory for partition p on `on` (region or anonymous), the tree loaded into it. */
+/* none, all_local, page_leap: the partition in a pageleap region. */
+static int map_region(struct run *run, struct part *p, int on, bool room_local, char *err,
+		      size_t errlen)
+{
+	struct leap_place pl[2] = { { 0, p->load_end, on },
+				    { p->load_end, p->cap - p->load_end, p->node } };
+	int rc;
+	if (room_local)
+		rc = leap_region_new_placed(run->ctx, p->cap, pl, 2, &p->region);
+	else
+		rc = leap_region_new(run->ctx, p->cap, on, &p->region);
+	if (rc)
+		return snprintf(err, errlen, "leap_region_new: %s", leap_strerror(rc)), rc;
+	p->mem = leap_region_addr(p->region);
+	return 0;
+}
+
+/* move_pages: anonymous memory bound to the source for the load, the room to the
+ * threads' node. */
+static int map_bound(struct run *run, struct part *p, int on, bool room_local, char *err,
+		     size_t errlen)
+{
+	(void)run;
+	p->mem = sys_anon_map(p->cap, false, on);
+	if (!p->mem)
+		return snprintf(err, errlen, "cannot map %zu bytes on node %d", p->cap, on), -ENOMEM;
+	if (room_local) {
+		struct bitmask *bm = numa_allocate_nodemask();
+		numa_bitmask_setbit(bm, (unsigned)p->node);
+		int rc = mbind(p->mem + p->load_end, p->cap - p->load_end, MPOL_BIND, bm->maskp,
+			       bm->size + 1, 0) ? -errno : 0;
+		numa_free_nodemask(bm);
+		if (rc)
+			return snprintf(err, errlen, "mbind: %s", strerror(-rc)), rc;
+	}
+	return 0;
+}
+
+/* AutoNUMA: anonymous memory with no policy, placed by the loading thread's first touch
+ * (balancing may move only such pages); the room by the workers' first touch. */
+static int map_first_touch(struct run *run, struct part *p, int on, bool room_local, char *err,
+			   size_t errlen)
+{
+	(void)run, (void)room_local;
+	p->mem = sys_anon_map(p->cap, false, -1);
+	if (!p->mem)
+		return snprintf(err, errlen, "cannot map %zu bytes on node %d", p->cap, on), -ENOMEM;
+	return 0;
+}
+
+/* Memory for partition p on `on` (the method's map), the tree loaded into it. */
 static int part_setup(struct run *run, struct part *p, uint64_t keys, int on, char *err,
 		      size_t errlen)
 {
 	const struct ycsb_config *c = run->c;
-	enum ycsb_kind k = run->m->kind;
 	p->cap = arena_bytes(c, keys);
 	p->loaded = keys;
 	p->keycap = keys + insert_room(c, keys);
@@ -332,33 +371,9 @@ static int part_setup(struct run *run, struct part *p, uint64_t keys, int on, ch
 	 * that migrates (a region placed so, anonymous memory bound so, or AutoNUMA's first
 	 * touch by the workers), so every method migrates the same loaded pages. */
 	p->load_end = (bt_bulk_bytes(keys, FILL) + PG4K - 1) & ~(PG4K - 1);
-	bool room_local = k != YK_NONE && p->load_end < p->cap;
-	if (k == YK_NONE || k == YK_LOCAL || k == YK_PAGE_LEAP) {
-		struct leap_place pl[2] = { { 0, p->load_end, on },
-					    { p->load_end, p->cap - p->load_end, p->node } };
-		if (room_local)
-			rc = leap_region_new_placed(run->ctx, p->cap, pl, 2, &p->region);
-		else
-			rc = leap_region_new(run->ctx, p->cap, on, &p->region);
-		if (rc)
-			return snprintf(err, errlen, "leap_region_new: %s", leap_strerror(rc)), rc;
-		p->mem = leap_region_addr(p->region);
-	} else {
-		/* move_pages: bound to the source for the load; AutoNUMA: no policy, placed by
-		 * the loading thread's first touch (balancing may move only such pages) */
-		p->mem = sys_anon_map(p->cap, false, k == YK_MOVE_PAGES ? on : -1);
-		if (!p->mem)
-			return snprintf(err, errlen, "cannot map %zu bytes on node %d", p->cap, on), -ENOMEM;
-		if (k == YK_MOVE_PAGES && room_local) {
-			struct bitmask *bm = numa_allocate_nodemask();
-			numa_bitmask_setbit(bm, (unsigned)p->node);
-			rc = mbind(p->mem + p->load_end, p->cap - p->load_end, MPOL_BIND, bm->maskp,
-				   bm->size + 1, 0) ? -errno : 0;
-			numa_free_nodemask(bm);
-			if (rc)
-				return snprintf(err, errlen, "mbind: %s", strerror(-rc)), rc;
-		}
-	}
+	bool room_local = run->m->caps & (YCSB_MIGRATES | YCSB_STARTS_LOCAL) && p->load_end < p->cap;
+	if ((rc = run->m->map(run, p, on, room_local, err, errlen)) != 0)
+		return rc;
 	uint64_t *a = malloc(keys * sizeof(*a)), *tmp = malloc(keys * sizeof(*tmp));
 	if (!a || !tmp) {
 		free(a), free(tmp);
@@ -381,6 +396,70 @@ static int part_setup(struct run *run, struct part *p, uint64_t keys, int on, ch
 
 /* ------------------------------------------------------------------ migration */
 
+/* Every partition's migration range: the loaded part. */
+static void mig_ranges(struct run *run)
+{
+	for (unsigned i = 0; i < run->nparts; i++)
+		run->parts[i].mig_len = run->parts[i].load_end;
+}
+
+/* --- page_leap: a job per partition */
+
+static int leap_start(struct run *run, char *err, size_t errlen)
+{
+	const struct ycsb_method *m = run->m;
+	mig_ranges(run);
+	for (unsigned i = 0; i < run->nparts; i++) {
+		struct part *p = &run->parts[i];
+		struct leap_job_options o = { .size = sizeof(o), .granularity_min = m->gran,
+					      .granularity_max = m->gran };
+		int rc = page_leap_opts(p->region, p->mem, p->mig_len, p->node,
+					p->from == p->node ? LEAP_RELOCATE : 0, &o, &p->job);
+		if (rc)
+			return snprintf(err, errlen, "page_leap: %s", leap_strerror(rc)), rc;
+	}
+	return 0;
+}
+
+static bool leap_poll(struct run *run, struct part *p, bool slice_edge, uint64_t *moved, bool *all)
+{
+	(void)run, (void)slice_edge;
+	struct leap_progress pr = { .size = sizeof(pr) };
+	leap_job_progress(p->job, &pr);
+	*moved += pr.pages_moved;
+	if (pr.state < LEAP_JOB_DONE)
+		*all = false;
+	else if (!atomic_load(&p->mig_end_ns))
+		atomic_store(&p->mig_end_ns, sys_now_ns());
+	return true;
+}
+
+/* The library's count (a relocation on one node leaves nothing "not on" the node). */
+static void leap_stop(struct run *run, struct ycsb_result *r)
+{
+	for (unsigned i = 0; i < run->nparts; i++) {
+		struct part *p = &run->parts[i];
+		if (!p->job)
+			continue;
+		struct leap_progress pr = { .size = sizeof(pr) };
+		leap_job_cancel(p->job);
+		leap_job_wait(p->job, -1);
+		leap_job_progress(p->job, &pr);
+		r->extents += pr.extents;
+		r->pages_moved += pr.pages_moved;
+		uint64_t lo = pr.granularity_min_seen >> 10, hi = pr.granularity_max_seen >> 10;
+		if (lo && (!r->gran_min_kib || lo < r->gran_min_kib))
+			r->gran_min_kib = lo;
+		if (hi > r->gran_max_kib)
+			r->gran_max_kib = hi;
+		if (pr.error && !r->status[0])
+			snprintf(r->status, sizeof(r->status), "page_leap: %s", leap_strerror(pr.error));
+		leap_job_destroy(&p->job);
+	}
+}
+
+/* --- move_pages: a thread per partition */
+
 static void *move_pages_main(void *arg)
 {
 	struct part *p = arg;
@@ -391,40 +470,93 @@ static void *move_pages_main(void *arg)
 	return NULL;
 }
 
-static int start_migration(struct run *run, int *nb_old, char *err, size_t errlen)
+static int mp_start(struct run *run, char *err, size_t errlen)
 {
-	const struct ycsb_method *m = run->m;
-	for (unsigned i = 0; i < run->nparts; i++)
-		run->parts[i].mig_len = run->parts[i].load_end;
-	if (m->kind == YK_AUTONUMA) {
-		const char *why = NULL;
-		*nb_old = sys_balancing_on(&why);
-		if (*nb_old < 0)
-			return snprintf(err, errlen, "%s", why), -EPERM;
-		return 0;
-	}
+	mig_ranges(run);
 	for (unsigned i = 0; i < run->nparts; i++) {
 		struct part *p = &run->parts[i];
-		if (m->kind == YK_PAGE_LEAP) {
-			struct leap_job_options o = { .size = sizeof(o), .granularity_min = m->gran,
-						      .granularity_max = m->gran };
-			int rc = page_leap_opts(p->region, p->mem, p->mig_len, p->node,
-						p->from == p->node ? LEAP_RELOCATE : 0, &o, &p->job);
-			if (rc)
-				return snprintf(err, errlen, "page_leap: %s", leap_strerror(rc)), rc;
-		} else if (m->kind == YK_MOVE_PAGES) {
-			/* pages faulted in from now on go to the target too; then move the rest */
-			struct bitmask *bm = numa_allocate_nodemask();
-			numa_bitmask_setbit(bm, (unsigned)p->node);
-			mbind(p->mem, p->mig_len, MPOL_BIND, bm->maskp, bm->size + 1, 0);
-			numa_free_nodemask(bm);
-			p->batch = m->batch;
-			if (pthread_create(&p->mig, NULL, move_pages_main, p))
-				return snprintf(err, errlen, "cannot start a migration thread"), -EAGAIN;
-			p->mig_started = true;
-		}
+		/* pages faulted in from now on go to the target too; then move the rest */
+		struct bitmask *bm = numa_allocate_nodemask();
+		numa_bitmask_setbit(bm, (unsigned)p->node);
+		mbind(p->mem, p->mig_len, MPOL_BIND, bm->maskp, bm->size + 1, 0);
+		numa_free_nodemask(bm);
+		p->batch = run->m->batch;
+		if (pthread_create(&p->mig, NULL, move_pages_main, p))
+			return snprintf(err, errlen, "cannot start a migration thread"), -EAGAIN;
+		p->mig_started = true;
 	}
 	return 0;
+}
+
+static bool mp_poll(struct run *run, struct part *p, bool slice_edge, uint64_t *moved, bool *all)
+{
+	(void)run, (void)slice_edge;
+	*moved += atomic_load(&p->moved);
+	if (!atomic_load(&p->mig_done))
+		*all = false;
+	return true;
+}
+
+/* What its calls reported. */
+static void mp_stop(struct run *run, struct ycsb_result *r)
+{
+	for (unsigned i = 0; i < run->nparts; i++) {
+		struct part *p = &run->parts[i];
+		if (!p->mig_started)
+			continue;
+		pthread_join(p->mig, NULL);
+		p->mig_started = false;
+		if (p->mig_err && !r->status[0])
+			snprintf(r->status, sizeof(r->status), "move_pages: %s", strerror(-p->mig_err));
+		r->pages_moved += atomic_load(&p->moved);
+	}
+}
+
+/* --- AutoNUMA: numa_balancing on; progress sampled from the kernel's placement */
+
+static int an_start(struct run *run, char *err, size_t errlen)
+{
+	mig_ranges(run);
+	const char *why = NULL;
+	run->nb_old = sys_balancing_on(&why);
+	if (run->nb_old < 0)
+		return snprintf(err, errlen, "%s", why), -EPERM;
+	return 0;
+}
+
+static bool an_poll(struct run *run, struct part *p, bool slice_edge, uint64_t *moved, bool *all)
+{
+	(void)run;
+	if (!slice_edge) { /* the sample costs system calls: once a slice */
+		*moved += p->sampled ? (uint64_t)((double)(p->mig_len / PG4K) *
+			(double)(p->sampled - p->sampled_off) / (double)p->sampled) : 0;
+		*all = *all && atomic_load(&p->mig_end_ns);
+		return false;
+	}
+	size_t pages = p->mig_len / PG4K, step = pages / 2048 + 1;
+	p->sampled = (pages + step - 1) / step;
+	p->sampled_off = sys_pages_not_on(p->mem, p->mig_len, PG4K, p->node, step);
+	*moved += (uint64_t)((double)pages * (double)(p->sampled - p->sampled_off) /
+			     (double)p->sampled);
+	if (p->sampled_off * 100 > p->sampled) /* local enough: 99% */
+		*all = false;
+	else if (!atomic_load(&p->mig_end_ns))
+		atomic_store(&p->mig_end_ns, sys_now_ns());
+	return true;
+}
+
+static void an_stop(struct run *run, struct ycsb_result *r)
+{
+	(void)r;
+	if (run->nb_old >= 0)
+		sys_balancing_restore(run->nb_old);
+	run->nb_old = -1;
+}
+
+/* Every page not left off its target counts as moved. */
+static uint64_t an_moved(const struct ycsb_result *r)
+{
+	return r->pages - (r->pages_left < r->pages ? r->pages_left : r->pages);
 }
 
 /* Pages on their target so far (AutoNUMA: estimated from a sample), and whether the
@@ -435,35 +567,8 @@ static uint64_t migration_poll(struct run *run, bool slice_edge, bool *done, uin
 	bool all = true;
 	for (unsigned i = 0; i < run->nparts; i++) {
 		struct part *p = &run->parts[i];
-		if (run->m->kind == YK_PAGE_LEAP) {
-			struct leap_progress pr = { .size = sizeof(pr) };
-			leap_job_progress(p->job, &pr);
-			moved += pr.pages_moved;
-			if (pr.state < LEAP_JOB_DONE)
-				all = false;
-			else if (!atomic_load(&p->mig_end_ns))
-				atomic_store(&p->mig_end_ns, sys_now_ns());
-		} else if (run->m->kind == YK_MOVE_PAGES) {
-			moved += atomic_load(&p->moved);
-			if (!atomic_load(&p->mig_done))
-				all = false;
-		} else if (run->m->kind == YK_AUTONUMA) {
-			if (!slice_edge) { /* the sample costs system calls: once a slice */
-				moved += p->sampled ? (uint64_t)((double)(p->mig_len / PG4K) *
-					(double)(p->sampled - p->sampled_off) / (double)p->sampled) : 0;
-				all = all && atomic_load(&p->mig_end_ns);
-				continue;
-			}
-			size_t pages = p->mig_len / PG4K, step = pages / 2048 + 1;
-			p->sampled = (pages + step - 1) / step;
-			p->sampled_off = sys_pages_not_on(p->mem, p->mig_len, PG4K, p->node, step);
-			moved += (uint64_t)((double)pages * (double)(p->sampled - p->sampled_off) /
-					    (double)p->sampled);
-			if (p->sampled_off * 100 > p->sampled) /* local enough: 99% */
-				all = false;
-			else if (!atomic_load(&p->mig_end_ns))
-				atomic_store(&p->mig_end_ns, sys_now_ns());
-		}
+		if (!run->m->poll(run, p, slice_edge, &moved, &all))
+			continue;
 		uint64_t e = atomic_load(&p->mig_end_ns);
 		last = e > last ? e : last;
 	}
@@ -472,36 +577,35 @@ static uint64_t migration_poll(struct run *run, bool slice_edge, bool *done, uin
 	return moved;
 }
 
-static void stop_migration(struct run *run, struct ycsb_result *r, int nb_old)
-{
-	for (unsigned i = 0; i < run->nparts; i++) {
-		struct part *p = &run->parts[i];
-		if (p->job) {
-			struct leap_progress pr = { .size = sizeof(pr) };
-			leap_job_cancel(p->job);
-			leap_job_wait(p->job, -1);
-			leap_job_progress(p->job, &pr);
-			r->extents += pr.extents;
-			r->pages_moved += pr.pages_moved;
-			uint64_t lo = pr.granularity_min_seen >> 10, hi = pr.granularity_max_seen >> 10;
-			if (lo && (!r->gran_min_kib || lo < r->gran_min_kib))
-				r->gran_min_kib = lo;
-			if (hi > r->gran_max_kib)
-				r->gran_max_kib = hi;
-			if (pr.error && !r->status[0])
-				snprintf(r->status, sizeof(r->status), "page_leap: %s", leap_strerror(pr.error));
-			leap_job_destroy(&p->job);
-		}
-		if (p->mig_started) {
-			pthread_join(p->mig, NULL);
-			p->mig_started = false;
-			if (p->mig_err && !r->status[0])
-				snprintf(r->status, sizeof(r->status), "move_pages: %s", strerror(-p->mig_err));
-		}
-	}
-	if (run->m->kind == YK_AUTONUMA && nb_old >= 0)
-		sys_balancing_restore(nb_old);
-}
+/* ------------------------------------------------------------------ the methods */
+
+const char *const ycsb_cap_names[YCSB_NCAPS] = { "migrates", "starts_local",
+						 "baseline_move_pages", "baseline_none" };
+
+#define MIGRATES(name) .start = name##_start, .poll = name##_poll, .stop = name##_stop
+
+/* The order is the table's, the JSON's and the plot's. */
+const struct ycsb_method ycsb_methods[] = {
+	{ .name = "none", .what = "no migration: every partition stays on the wrong node",
+	  .caps = YCSB_BASE_NONE, .dflt = true, .map = map_region },
+	{ .name = "all_local", .what = "no migration: every partition on its threads' node from the start",
+	  .needs_nodes = 2, .one_node = "same as none on one node", .caps = YCSB_STARTS_LOCAL,
+	  .dflt = true, .map = map_region },
+	{ .name = "move_pages", .what = "move_pages(), a partition in one call (a thread per partition)",
+	  .needs_nodes = 2, MIGRATES(mp), .caps = YCSB_MIGRATES | YCSB_BASE_MOVE_PAGES,
+	  .dflt = true, .map = map_bound },
+	{ .name = "move_pages_b256", .what = "move_pages(), 256 pages per call", .batch = 256,
+	  .needs_nodes = 2, .caps = YCSB_MIGRATES, MIGRATES(mp), .dflt = true, .map = map_bound },
+	{ .name = "page_leap", .what = "page_leap(), adaptive granularity",
+	  .caps = YCSB_MIGRATES, MIGRATES(leap), .dflt = true, .map = map_region },
+	{ .name = "page_leap_64k", .what = "page_leap(), fixed 64 KiB extents", .gran = 64u << 10,
+	  .caps = YCSB_MIGRATES, MIGRATES(leap), .dflt = true, .map = map_region },
+	{ .name = "autonuma", .what = "numa_balancing=1 from the migration start", .needs_nodes = 2,
+	  .caps = YCSB_MIGRATES, MIGRATES(an), .moved = an_moved, .dflt = true, .map = map_first_touch },
+};
+const size_t ycsb_nmethods = sizeof(ycsb_methods) / sizeof(ycsb_methods[0]);
+
+#undef MIGRATES
 
 /* ------------------------------------------------------------------ one method */
 
@@ -588,10 +692,8 @@ static void run_method(struct run *run, struct ycsb_result *r, const int *cpu_no
 	const struct ycsb_method *m = run->m;
 	r->m = m;
 	r->mig_end = NAN;
-	if ((m->kind == YK_MOVE_PAGES || m->kind == YK_AUTONUMA || m->kind == YK_LOCAL) && ncpu_nodes < 2) {
-		snprintf(r->status, sizeof(r->status), "needs 2 nodes");
-		if (m->kind == YK_LOCAL)
-			snprintf(r->status, sizeof(r->status), "same as none on one node");
+	if (ncpu_nodes < m->needs_nodes) {
+		snprintf(r->status, sizeof(r->status), "%s", m->one_node ? m->one_node : "needs 2 nodes");
 		return;
 	}
 	run->nparts = ncpu_nodes;
@@ -603,7 +705,7 @@ static void run_method(struct run *run, struct ycsb_result *r, const int *cpu_no
 		p->from = cpu_nodes[(i + 1) % ncpu_nodes];
 		uint64_t keys = c->keys / run->nparts + (i < c->keys % run->nparts);
 		progress_line(c, "loading", 0);
-		int on = m->kind == YK_LOCAL ? p->node : p->from;
+		int on = m->caps & YCSB_STARTS_LOCAL ? p->node : p->from;
 		if (part_setup(run, p, keys, on, err, sizeof(err))) {
 			snprintf(r->status, sizeof(r->status), "%s", err);
 			goto out;
@@ -651,7 +753,7 @@ static void run_method(struct run *run, struct ycsb_result *r, const int *cpu_no
 	uint64_t t0 = sys_now_ns(), next_slice = t0 + (uint64_t)(c->slice_s * 1e9), prev_ops = 0,
 		 prev_t = t0, ops_at[PH_N + 1] = { 0 }, t_at[PH_N + 1] = { t0 };
 	run->t0_ns = t0;
-	int nb_old = -1;
+	run->nb_old = -1;
 	bool migrating = false, done = false;
 	uint64_t end_ns = 0, moved = 0;
 	bool failed = started < run->nw || !r->slices;
@@ -666,8 +768,8 @@ static void run_method(struct run *run, struct ycsb_result *r, const int *cpu_no
 		if (ph == PH_BEFORE && secs(now - t0) >= c->warmup_s) {
 			ops_at[PH_DURING] = ops, t_at[PH_DURING] = now;
 			atomic_store(&run->phase, PH_DURING);
-			if (m->kind != YK_NONE && m->kind != YK_LOCAL) {
-				if (start_migration(run, &nb_old, err, sizeof(err))) {
+			if (m->caps & YCSB_MIGRATES) {
+				if (m->start(run, err, sizeof(err))) {
 					snprintf(r->status, sizeof(r->status), "%s", err);
 					failed = true;
 				}
@@ -697,7 +799,7 @@ static void run_method(struct run *run, struct ycsb_result *r, const int *cpu_no
 				s->t = secs(now - t0);
 				s->kops = (double)(ops - prev_ops) / secs(now - prev_t) * 1e-3;
 				s->migrated = r->pages ? (double)moved / (double)r->pages : 0;
-				if (m->kind == YK_LOCAL || (done && migrating))
+				if ((m->caps & YCSB_STARTS_LOCAL) || (done && migrating))
 					s->migrated = 1;
 			}
 			prev_ops = ops, prev_t = now;
@@ -711,20 +813,15 @@ static void run_method(struct run *run, struct ycsb_result *r, const int *cpu_no
 	if (migrating) {
 		if (!done)
 			r->finished = false;
-		stop_migration(run, r, nb_old);
+		m->stop(run, r);
 		moved = 0;
 		for (unsigned i = 0; i < run->nparts; i++) {
 			struct part *p = &run->parts[i];
 			size_t used = (atomic_load(&p->t.used) + PG4K - 1) & ~(PG4K - 1);
 			r->pages_left += sys_pages_not_on(p->mem, used, PG4K, p->node, 1);
 		}
-		/* page_leap: the library's count (a relocation on one node leaves nothing "not
-		 * on" the node either way); move_pages: what its calls reported */
-		if (m->kind == YK_MOVE_PAGES)
-			for (unsigned i = 0; i < run->nparts; i++)
-				r->pages_moved += atomic_load(&run->parts[i].moved);
-		else if (m->kind == YK_AUTONUMA)
-			r->pages_moved = r->pages - (r->pages_left < r->pages ? r->pages_left : r->pages);
+		if (m->moved)
+			r->pages_moved = m->moved(r);
 	}
 	if (c->progress)
 		fprintf(stderr, "\r\033[K");
@@ -737,16 +834,16 @@ static void run_method(struct run *run, struct ycsb_result *r, const int *cpu_no
 	if (!r->status[0])
 		snprintf(r->status, sizeof(r->status), "ok");
 	r->mig_start = secs(t_at[PH_DURING] - t0);
-	if (r->finished && (migrating || m->kind == YK_NONE || m->kind == YK_LOCAL))
+	if (r->finished && (migrating || !(m->caps & YCSB_MIGRATES)))
 		r->mig_end = secs((end_ns ? end_ns : t_at[PH_AFTER]) - t0);
 	for (int ph = 0; ph < PH_N; ph++) {
 		double dt = secs(t_at[ph + 1] - t_at[ph]);
 		r->kops[ph] = dt > 0 ? (double)(ops_at[ph + 1] - ops_at[ph]) / dt * 1e-3 : NAN;
-		struct leap__hist h = { 0 };
+		struct hist h = { 0 };
 		for (unsigned i = 0; i < run->nw; i++)
-			leap__hist_merge(&h, &run->w[i].h[ph]);
-		r->p50_us[ph] = h.count ? (double)leap__hist_quantile(&h, 0.5) * 1e-3 : NAN;
-		r->p99_us[ph] = h.count ? (double)leap__hist_quantile(&h, 0.99) * 1e-3 : NAN;
+			hist_merge(&h, &run->w[i].h[ph]);
+		r->p50_us[ph] = h.count ? hist_quantile_us(&h, 0.5) : NAN;
+		r->p99_us[ph] = h.count ? hist_quantile_us(&h, 0.99) : NAN;
 	}
 	for (unsigned i = 0; i < run->nw; i++) {
 		struct worker *w = &run->w[i];
@@ -902,9 +999,7 @@ int cmd_ycsb(int argc, char **argv)
 		return 1;
 	}
 	struct ycsb_machine mc = { .emulated = sys_emulated() };
-	struct utsname u;
-	if (!uname(&u))
-		snprintf(mc.kernel, sizeof(mc.kernel), "Linux %s %s", u.release, u.machine);
+	sys_kernel_name(mc.kernel, sizeof(mc.kernel));
 	int cpu_nodes[YCSB_MAX_NODES];
 	unsigned ncpu = 0, min_cpus = 0;
 	struct bitmask *cpus = numa_allocate_cpumask();

@@ -17,21 +17,44 @@
 
 #define YCSB_MAX_NODES 64
 
-enum ycsb_kind {
-	YK_NONE,	/* data stays on the wrong node: the remote-access baseline */
-	YK_LOCAL,	/* data on the threads' node from the start: the upper bound */
-	YK_MOVE_PAGES,	/* move_pages(), whole partition per call or in batches */
-	YK_PAGE_LEAP,	/* page_leap(), adaptive or fixed granularity */
-	YK_AUTONUMA	/* numa_balancing=1 from the migration start */
-};
+struct run;	/* ycsb.c: one method's run */
+struct part;	/* ycsb.c: one partition: its tree, memory and migration */
+struct ycsb_result;
 
+/* What a method is (ycsb_method.caps); the JSON lists them by name (ycsb_cap_names). */
+enum {
+	YCSB_MIGRATES = 1u << 0,	/* "migrates": the partitions move during the run */
+	YCSB_STARTS_LOCAL = 1u << 1,	/* "starts_local": loaded on the threads' node */
+	YCSB_BASE_MOVE_PAGES = 1u << 2, /* "baseline_move_pages": what vs_move_pages divides by */
+	YCSB_BASE_NONE = 1u << 3,	/* "baseline_none": what vs_none divides by */
+	YCSB_NCAPS = 4
+};
+extern const char *const ycsb_cap_names[YCSB_NCAPS];
+
+/* One row of ycsb_methods[]: a new method is a row and its functions. A method that
+ * migrates has start, poll and stop; a baseline has none of them. */
 struct ycsb_method {
 	const char *name; /* no spaces: a JSON value and a gnuplot title */
 	const char *what;
-	enum ycsb_kind kind;
-	unsigned batch;	  /* move_pages: pages per call, 0 = the whole partition */
-	size_t gran;	  /* page_leap: fixed extent size in bytes, 0 = adaptive */
-	bool dflt;	  /* run when no --method is given */
+	unsigned needs_nodes;	/* nodes with CPUs it needs (0 = 1) ... */
+	const char *one_node;	/* ... and its status with fewer (NULL: "needs 2 nodes") */
+	unsigned caps;		/* YCSB_* */
+	bool dflt;		/* run when no --method is given */
+	unsigned batch;		/* move_pages: pages per call, 0 = the whole partition */
+	size_t gran;		/* page_leap: fixed extent size in bytes, 0 = adaptive */
+	/* The partition's memory, p->cap bytes, its loaded part [0, p->load_end) on node
+	 * `on`; the rest on the threads' node when room_local. 0 or -errno with err set. */
+	int (*map)(struct run *run, struct part *p, int on, bool room_local, char *err,
+		   size_t errlen);
+	/* Start migrating every partition to its threads' node. 0 or -errno with err set. */
+	int (*start)(struct run *run, char *err, size_t errlen);
+	/* Add p's pages on their target so far to *moved; clear *all if p is not done yet.
+	 * False: an estimate between samples, p's end time not read this time. */
+	bool (*poll)(struct run *run, struct part *p, bool slice_edge, uint64_t *moved, bool *all);
+	/* After the workers stopped: end the migration, count what it moved into r. */
+	void (*stop)(struct run *run, struct ycsb_result *r);
+	/* NULL, or pages moved from r->pages_left once that is known (after stop). */
+	uint64_t (*moved)(const struct ycsb_result *r);
 };
 extern const struct ycsb_method ycsb_methods[];
 extern const size_t ycsb_nmethods;

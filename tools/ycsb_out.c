@@ -12,17 +12,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const struct ycsb_result *find(const struct ycsb_result *res, size_t n, const char *name)
+/* The result of the method with capability cap that ran. */
+static const struct ycsb_result *find(const struct ycsb_result *res, size_t n, unsigned cap)
 {
 	for (size_t i = 0; i < n; i++)
-		if (res[i].ran && !strcmp(res[i].m->name, name))
+		if (res[i].ran && (res[i].m->caps & cap))
 			return &res[i];
 	return NULL;
 }
 
 static bool migrates(const struct ycsb_result *r)
 {
-	return r->m->kind != YK_NONE && r->m->kind != YK_LOCAL;
+	return r->m->caps & YCSB_MIGRATES;
 }
 
 /* Mean throughput of the slices that end in (from, to]. */
@@ -38,7 +39,8 @@ static double window_kops(const struct ycsb_result *r, double from, double to)
 
 void ycsb_finish(struct ycsb_result *res, size_t n)
 {
-	const struct ycsb_result *mp = find(res, n, "move_pages"), *none = find(res, n, "none");
+	const struct ycsb_result *mp = find(res, n, YCSB_BASE_MOVE_PAGES),
+				 *none = find(res, n, YCSB_BASE_NONE);
 	double longest = 0;
 	for (size_t i = 0; i < n; i++)
 		if (res[i].ran && migrates(&res[i]))
@@ -133,15 +135,6 @@ void ycsb_print_table(FILE *f, const struct ycsb_config *c, const struct ycsb_ma
 		fprintf(f, "  %-16s %s\n", res[i].m->name, res[i].m->what);
 }
 
-
-static void jnum(FILE *f, double v)
-{
-	if (isnan(v) || isinf(v))
-		fputs("null", f);
-	else
-		fprintf(f, "%.6g", v);
-}
-
 void ycsb_print_json(FILE *f, const struct ycsb_config *c, const struct ycsb_machine *mc,
 		     const struct ycsb_result *res, size_t n)
 {
@@ -152,17 +145,24 @@ void ycsb_print_json(FILE *f, const struct ycsb_config *c, const struct ycsb_mac
 	fprintf(f, "  \"config\": {\"workload\": \"%c\", \"dist\": \"%s\", \"keys\": %" PRIu64
 		   ", \"partitions\": %d, \"threads_per_partition\": %u, \"warmup_s\": ",
 		c->workload, c->zipf ? "zipf" : "uniform", c->keys, mc->partitions, c->threads);
-	jnum(f, c->warmup_s);
+	sys_json_num(f, c->warmup_s);
 	fputs(", \"after_s\": ", f);
-	jnum(f, c->after_s);
+	sys_json_num(f, c->after_s);
 	fputs(", \"slice_s\": ", f);
-	jnum(f, c->slice_s);
+	sys_json_num(f, c->slice_s);
 	fputs("},\n  \"methods\": [", f);
 	static const char *const ph[PH_N] = { "before", "during", "after" };
 	for (size_t i = 0; i < n; i++) {
 		const struct ycsb_result *r = &res[i];
 		fprintf(f, "%s\n    {\"method\": ", i ? "," : "");
 		sys_json_string(f, r->m->name);
+		/* what the method is: a check goes by capability, not name */
+		fprintf(f, ", \"needs_nodes\": %u, \"caps\": [",
+			r->m->needs_nodes ? r->m->needs_nodes : 1);
+		for (unsigned b = 0, j = 0; b < YCSB_NCAPS; b++)
+			if (r->m->caps & (1u << b))
+				fprintf(f, "%s\"%s\"", j++ ? ", " : "", ycsb_cap_names[b]);
+		fputc(']', f);
 		fputs(", \"status\": ", f);
 		sys_json_string(f, r->status);
 		fprintf(f, ", \"ran\": %s", r->ran ? "true" : "false");
@@ -172,25 +172,25 @@ void ycsb_print_json(FILE *f, const struct ycsb_config *c, const struct ycsb_mac
 		}
 		fprintf(f, ", \"migrates\": %s, \"finished\": %s, \"migration_start_s\": ",
 			migrates(r) ? "true" : "false", r->finished ? "true" : "false");
-		jnum(f, r->mig_start);
+		sys_json_num(f, r->mig_start);
 		fputs(", \"migration_end_s\": ", f);
-		jnum(f, r->mig_end);
+		sys_json_num(f, r->mig_end);
 		fputs(", \"migration_s\": ", f);
-		jnum(f, migrates(r) ? r->mig_end - r->mig_start : NAN);
+		sys_json_num(f, migrates(r) ? r->mig_end - r->mig_start : NAN);
 		for (int k = 0; k < PH_N; k++) {
 			fprintf(f, ", \"kops_%s\": ", ph[k]);
-			jnum(f, r->kops[k]);
+			sys_json_num(f, r->kops[k]);
 			fprintf(f, ", \"p50_us_%s\": ", ph[k]);
-			jnum(f, r->p50_us[k]);
+			sys_json_num(f, r->p50_us[k]);
 			fprintf(f, ", \"p99_us_%s\": ", ph[k]);
-			jnum(f, r->p99_us[k]);
+			sys_json_num(f, r->p99_us[k]);
 		}
 		fputs(", \"kops_window\": ", f);
-		jnum(f, r->kops_window);
+		sys_json_num(f, r->kops_window);
 		fputs(", \"vs_move_pages\": ", f);
-		jnum(f, r->vs_move_pages);
+		sys_json_num(f, r->vs_move_pages);
 		fputs(", \"vs_none\": ", f);
-		jnum(f, r->vs_none);
+		sys_json_num(f, r->vs_none);
 		fprintf(f, ", \"pages\": %" PRIu64 ", \"pages_moved\": %" PRIu64 ", \"pages_left\": %" PRIu64
 			   ", \"keys_loaded\": %" PRIu64 ", \"keys_final\": %" PRIu64 ", \"inserts\": %" PRIu64
 			   ", \"inserts_refused\": %" PRIu64 ", \"missing_reads\": %" PRIu64
@@ -205,11 +205,11 @@ void ycsb_print_json(FILE *f, const struct ycsb_config *c, const struct ycsb_mac
 			r->extents, r->gran_min_kib, r->gran_max_kib);
 		for (size_t k = 0; k < r->nslices; k++) {
 			fprintf(f, "%s[", k ? ", " : "");
-			jnum(f, r->slices[k].t);
+			sys_json_num(f, r->slices[k].t);
 			fputs(", ", f);
-			jnum(f, r->slices[k].kops);
+			sys_json_num(f, r->slices[k].kops);
 			fputs(", ", f);
-			jnum(f, r->slices[k].migrated);
+			sys_json_num(f, r->slices[k].migrated);
 			fputc(']', f);
 		}
 		fputs("]}", f);

@@ -17,6 +17,7 @@
  * Threads: the coordinator's own; the regions' and jobs' locks as everywhere else.
  */
 #include "internal.h"
+#include "util/abi.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -258,9 +259,13 @@ static void evacuate_fn(struct leap_job *j)
 static int coord_spawn(struct coord *c, void (*fn)(struct leap_job *), unsigned flags,
 		       const struct leap_job_options *opts, struct leap_job **out)
 {
-	if (flags & ~LEAP_NO_WRITERS || (opts && opts->size < sizeof(*opts))) {
+	struct leap_job_options o; /* the caller's, zero-extended to this version's size */
+	int err = flags & ~LEAP_NO_WRITERS ? -EINVAL : 0;
+	if (!err && opts && !(err = leap__struct_in(&o, sizeof(o), opts, opts->size)))
+		opts = &o;
+	if (err) {
 		free(c);
-		return -EINVAL;
+		return err;
 	}
 	c->protect = !(flags & LEAP_NO_WRITERS);
 	if (opts) {

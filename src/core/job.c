@@ -49,6 +49,7 @@
  * own variables belong to the worker thread.
  */
 #include "internal.h"
+#include "util/abi.h"
 
 #include <errno.h>
 #include <numa.h>
@@ -342,9 +343,13 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 		return -EINVAL;
 	uint64_t u = r->unit;
 	uint64_t gmin = u, gmax = LEAP_GRAN_MAX_DEFAULT, target = LEAP_STALL_TARGET_DEFAULT;
+	struct leap_job_options local; /* the caller's, zero-extended to this version's size */
 	if (o) {
-		if (o->size < sizeof(*o) || o->granularity_min % LEAP_PAGE_SIZE ||
-		    o->granularity_max % LEAP_PAGE_SIZE)
+		int err = leap__struct_in(&local, sizeof(local), o, o->size);
+		if (err)
+			return err;
+		o = &local;
+		if (o->granularity_min % LEAP_PAGE_SIZE || o->granularity_max % LEAP_PAGE_SIZE)
 			return -EINVAL;
 		gmin = o->granularity_min ? o->granularity_min / LEAP_PG : u;
 		gmax = o->granularity_max ? o->granularity_max / LEAP_PG
@@ -690,14 +695,13 @@ LEAP_API int64_t leap_job_wait(struct leap_job *j, int64_t timeout_ns)
 	return res;
 }
 
-LEAP_API int leap_job_progress(struct leap_job *j, struct leap_progress *p)
+LEAP_API int leap_job_progress(struct leap_job *j, struct leap_progress *out)
 {
-	if (!j || !p || p->size < sizeof(*p))
+	if (!j || !out)
 		return -EINVAL;
+	struct leap_progress full, *p = &full; /* copied out */
 	pthread_mutex_lock(&j->lock);
-	size_t size = p->size;
 	*p = j->prog;
-	p->size = size;
 	p->stall_p50_ns = leap__hist_quantile(&j->stalls, 0.5);
 	p->stall_p99_ns = leap__hist_quantile(&j->stalls, 0.99);
 	p->stall_max_ns = j->stalls.max_ns;
@@ -716,7 +720,7 @@ LEAP_API int leap_job_progress(struct leap_job *j, struct leap_progress *p)
 	if (p->state == LEAP_JOB_RUNNING)
 		p->elapsed_ns = leap__sys_now_ns() - j->t0;
 	pthread_mutex_unlock(&j->lock);
-	return 0;
+	return leap__struct_out(out, out->size, &full, sizeof(full));
 }
 
 LEAP_API int leap_job_cancel(struct leap_job *j)

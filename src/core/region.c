@@ -27,6 +27,7 @@
  * are read without the lock.
  */
 #include "internal.h"
+#include "util/abi.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -241,8 +242,15 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 				const struct leap_place *place, size_t nplace,
 				const struct leap_region_options *opts, struct leap_region **out)
 {
-	if (!ctx || !out || !length || length % LEAP_PAGE_SIZE || (opts && opts->size < sizeof(*opts)))
+	struct leap_region_options o; /* the caller's, zero-extended to this version's size */
+	if (!ctx || !out || !length || length % LEAP_PAGE_SIZE)
 		return -EINVAL;
+	if (opts) {
+		int err = leap__struct_in(&o, sizeof(o), opts, opts->size);
+		if (err)
+			return err;
+		opts = &o;
+	}
 	struct leap_pool *pool = opts ? opts->pool : NULL;
 	int kind = pool ? pool->kind : opts ? opts->pages : LEAP_PAGES_SMALL;
 	if (kind < 0 || kind >= LEAP_KINDS || (pool && (place || nplace || pool->ctx != ctx)) ||
@@ -379,14 +387,13 @@ LEAP_API int leap_node_of(struct leap_region *r, const void *addr)
 	return node;
 }
 
-LEAP_API int leap_region_stats(struct leap_region *r, struct leap_region_stats *st)
+LEAP_API int leap_region_stats(struct leap_region *r, struct leap_region_stats *out)
 {
-	if (!r || !st || st->size < sizeof(*st))
+	if (!r || !out)
 		return -EINVAL;
+	struct leap_region_stats full, *st = &full; /* copied out */
 	leap__region_lock(r);
-	size_t size = st->size;
 	*st = r->st;
-	st->size = size;
 	st->length = r->npages * LEAP_PG;
 	st->runs = r->nruns;
 	st->metadata_bytes = sizeof(*r) + r->runs_cap * sizeof(*r->runs) +
@@ -394,5 +401,5 @@ LEAP_API int leap_region_stats(struct leap_region *r, struct leap_region_stats *
 			     r->win_rows * LEAP_BANKS_MAX * sizeof(**r->win);
 	st->pages = r->kind;
 	pthread_mutex_unlock(&r->lock);
-	return 0;
+	return leap__struct_out(out, out->size, &full, sizeof(full));
 }

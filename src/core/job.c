@@ -398,7 +398,12 @@ static struct leap_job *job_alloc(void)
 	if (!j)
 		return NULL;
 	pthread_mutex_init(&j->lock, NULL);
-	pthread_cond_init(&j->cond, NULL);
+	/* leap_job_wait()'s deadline is on LEAP_WAIT_CLOCK: the condition must count on it */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, LEAP_WAIT_CLOCK);
+	pthread_cond_init(&j->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	atomic_init(&j->refs, 2);
 	return j;
 }
@@ -674,17 +679,21 @@ void leap__job_finish(struct leap_job *j)
 	pthread_mutex_unlock(&j->lock);
 }
 
+void leap__job_deadline(struct timespec *dl, int64_t timeout_ns)
+{
+	clock_gettime(LEAP_WAIT_CLOCK, dl);
+	uint64_t ns = (uint64_t)dl->tv_nsec + (uint64_t)timeout_ns;
+	dl->tv_sec += (time_t)(ns / 1000000000u);
+	dl->tv_nsec = (long)(ns % 1000000000u);
+}
+
 LEAP_API int64_t leap_job_wait(struct leap_job *j, int64_t timeout_ns)
 {
 	if (!j)
 		return -EINVAL;
 	struct timespec dl;
-	if (timeout_ns >= 0) {
-		clock_gettime(CLOCK_REALTIME, &dl);
-		uint64_t ns = (uint64_t)dl.tv_nsec + (uint64_t)timeout_ns;
-		dl.tv_sec += (time_t)(ns / 1000000000u);
-		dl.tv_nsec = (long)(ns % 1000000000u);
-	}
+	if (timeout_ns >= 0)
+		leap__job_deadline(&dl, timeout_ns);
 	pthread_mutex_lock(&j->lock);
 	int rc = 0;
 	while (!j->finished && rc == 0)

@@ -35,7 +35,7 @@ SHLIB := $(B)/libpageleap.so.$(VERSION)
 STLIB := $(B)/libpageleap.a
 CLI := $(B)/pageleap
 
-all: $(SHLIB) $(STLIB) $(CLI) $(TESTS) $(B)/tests/cxx_header $(B)/pageleap.pc
+all: $(SHLIB) $(STLIB) $(CLI) $(TESTS) $(B)/tests/cxx_header $(B)/pageleap.pc $(B)/abi-symbols.ok
 
 $(B)/obj/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
@@ -51,6 +51,11 @@ $(SHLIB): $(PIC_OBJ) src/libpageleap.map
 	ln -sf libpageleap.so.$(SOVER) $(B)/libpageleap.so
 $(STLIB): $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
+# the symbol map lists every LEAP_API function of src/ by name, and the library exports
+# exactly those (a build-time check like cxx_header: the guests' tests have no src/)
+$(B)/abi-symbols.ok: tests/abi_symbols.sh src/libpageleap.map $(SHLIB) $(LIB_SRC)
+	sh tests/abi_symbols.sh src/libpageleap.map $(SHLIB) $(LIB_SRC)
+	touch $@
 
 CLI_SRC := $(wildcard tools/*.c)
 # the CLI sees pageleap.h only, like any program built on the library

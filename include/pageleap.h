@@ -14,8 +14,18 @@
  * Conventions: calls that can fail return 0 (or a count) on success and -errno on
  * failure; errno is not part of the contract. The library prints nothing. Destructors
  * take a pointer to the handle, cannot fail and set the handle to NULL, so a call on
- * a destroyed handle sees NULL and returns -EINVAL. Caller-filled structs start with a
- * `size` field (set it to sizeof the struct) so they can grow.
+ * a destroyed handle sees NULL and returns -EINVAL.
+ *
+ * Caller-filled structs start with a `size` field (set it to sizeof the struct) so they
+ * can grow, under the rule of the kernel's copy_struct_from_user():
+ *   options (in): a shorter struct, from a program built against an older header, is
+ *     accepted and the fields it lacks act as 0 (their defaults; nothing past size is
+ *     read); a longer one, from a newer header, is accepted when every byte past the
+ *     fields this version knows is zero, and is -E2BIG otherwise (nothing is done);
+ *     a size over 4096 is -E2BIG.
+ *   stats, progress, node info (out): min(size, sizeof) bytes are written and size keeps
+ *     the caller's value; fields this version does not know are left as they were.
+ *   Either way a size smaller than the size field itself is -EINVAL.
  */
 #ifndef PAGELEAP_H
 #define PAGELEAP_H
@@ -316,8 +326,9 @@ struct leap_progress {
 	uint64_t granularity_min_seen, granularity_max_seen;
 	uint64_t write_faults;	   /* writers that waited for an extent */
 	uint64_t stall_p50_ns, stall_p99_ns, stall_max_ns, stall_total_ns;
-	uint64_t recopied_bytes;   /* copied again because of writes: always 0, writers wait
-				      for their extent instead (see pageleap(7)) */
+	uint64_t recopied_bytes;   /* reserved: always 0 in this version (pages are never
+				      copied again because of writes, writers wait for their
+				      extent instead: see pageleap(7)) */
 	uint64_t elapsed_ns;	   /* since the job started running */
 	int worker_cpu;		   /* CPU the job ran on (-1 before it starts) */
 	uint64_t retries;	   /* extents tried again at half the size after finding no

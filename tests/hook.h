@@ -2,6 +2,7 @@
  * hook.h - the library's test seam (src/core/job.c), for tests linked with the static
  * library: a function called on a job's thread before each extent. A test sets it to
  * hold a job at a known point (a gate) instead of judging by how far it got meanwhile.
+ * Also the internal deadline of leap_job_wait(), so a test can see which clock it is on.
  */
 #ifndef LEAP_TEST_HOOK_H
 #define LEAP_TEST_HOOK_H
@@ -9,7 +10,12 @@
 #include "pageleap.h"
 
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 extern void (*leap__test_extent_hook)(struct leap_job *j, struct leap_region *r, size_t offset);
+/* The absolute deadline leap_job_wait() waits until, timeout_ns from now, on the clock
+ * its condition variable counts on (CLOCK_MONOTONIC). */
+void leap__job_deadline(struct timespec *dl, int64_t timeout_ns);
 
 #endif

@@ -108,9 +108,12 @@ int leap__walk_start(struct leap_ctx *ctx, const struct leap__walker *ops, void 
 		     unsigned flags, const struct leap_job_options *opts, struct leap_job **job)
 {
 	struct leap__walk *w = calloc(1, sizeof(*w));
+	struct leap_job_options o; /* the caller's, zero-extended to this version's size */
 	int rc = w ? 0 : -ENOMEM;
-	if (!rc && (flags & ~LEAP_NO_WRITERS || (opts && opts->size < sizeof(*opts))))
+	if (!rc && flags & ~LEAP_NO_WRITERS)
 		rc = -EINVAL;
+	if (!rc && opts && !(rc = leap__struct_in(&o, sizeof(o), opts, opts->size)))
+		opts = &o;
 	if (rc) {
 		free(w);
 		if (ops->fini)

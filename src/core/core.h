@@ -49,6 +49,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 
 /* Region addresses are aligned to this so huge pages can back them. */
@@ -328,5 +329,10 @@ void leap__job_absorb(struct leap_job *parent, struct leap_job *child);
 void leap__job_add(struct leap_job *j, uint64_t total, uint64_t failed, int error);
 /* The coordinating function ends: set the result from the counters. */
 void leap__job_finish(struct leap_job *j);
+/* Timed waits on a job's condition variable count on this clock, not the wall clock: a
+ * wall-clock step (NTP, settimeofday) must neither cut a wait short nor stretch it. */
+#define LEAP_WAIT_CLOCK CLOCK_MONOTONIC
+/* The absolute deadline, on LEAP_WAIT_CLOCK, timeout_ns (>= 0) from now. */
+void leap__job_deadline(struct timespec *dl, int64_t timeout_ns);
 
 #endif /* LEAP_CORE_H */

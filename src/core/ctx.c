@@ -15,8 +15,15 @@
 
 LEAP_API int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx **out)
 {
-	if (!out || (opts && opts->size < sizeof(*opts)))
+	struct leap_ctx_options o; /* the caller's, zero-extended to this version's size */
+	if (!out)
 		return -EINVAL;
+	if (opts) {
+		int err = leap__struct_in(&o, sizeof(o), opts, opts->size);
+		if (err)
+			return err;
+		opts = &o;
+	}
 	struct leap_ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

@@ -271,9 +271,13 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 		return -EINVAL;
 	uint64_t u = r->unit;
 	uint64_t gmin = u, gmax = LEAP_GRAN_MAX_DEFAULT, target = LEAP_STALL_TARGET_DEFAULT;
+	struct leap_job_options local; /* the caller's, zero-extended to this version's size */
 	if (o) {
-		if (o->size < sizeof(*o) || o->granularity_min % LEAP_PAGE_SIZE ||
-		    o->granularity_max % LEAP_PAGE_SIZE)
+		int err = leap__struct_in(&local, sizeof(local), o, o->size);
+		if (err)
+			return err;
+		o = &local;
+		if (o->granularity_min % LEAP_PAGE_SIZE || o->granularity_max % LEAP_PAGE_SIZE)
 			return -EINVAL;
 		gmin = o->granularity_min ? o->granularity_min / LEAP_PG : u;
 		gmax = o->granularity_max ? o->granularity_max / LEAP_PG
@@ -320,7 +324,12 @@ static struct leap_job *job_alloc(void)
 	if (!j)
 		return NULL;
 	pthread_mutex_init(&j->lock, NULL);
-	pthread_cond_init(&j->cond, NULL);
+	/* leap_job_wait()'s deadline is on LEAP_WAIT_CLOCK: the condition must count on it */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, LEAP_WAIT_CLOCK);
+	pthread_cond_init(&j->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	atomic_init(&j->refs, 2);
 	return j;
 }
@@ -576,17 +585,21 @@ void leap__job_finish(struct leap_job *j)
 	pthread_mutex_unlock(&j->lock);
 }
 
+void leap__job_deadline(struct timespec *dl, int64_t timeout_ns)
+{
+	clock_gettime(LEAP_WAIT_CLOCK, dl);
+	uint64_t ns = (uint64_t)dl->tv_nsec + (uint64_t)timeout_ns;
+	dl->tv_sec += (time_t)(ns / 1000000000u);
+	dl->tv_nsec = (long)(ns % 1000000000u);
+}
+
 LEAP_API int64_t leap_job_wait(struct leap_job *j, int64_t timeout_ns)
 {
 	if (!j)
 		return -EINVAL;
 	struct timespec dl;
-	if (timeout_ns >= 0) {
-		clock_gettime(CLOCK_REALTIME, &dl);
-		uint64_t ns = (uint64_t)dl.tv_nsec + (uint64_t)timeout_ns;
-		dl.tv_sec += (time_t)(ns / 1000000000u);
-		dl.tv_nsec = (long)(ns % 1000000000u);
-	}
+	if (timeout_ns >= 0)
+		leap__job_deadline(&dl, timeout_ns);
 	pthread_mutex_lock(&j->lock);
 	int rc = 0;
 	while (!j->finished && rc == 0)
@@ -597,14 +610,13 @@ LEAP_API int64_t leap_job_wait(struct leap_job *j, int64_t timeout_ns)
 	return res;
 }
 
-LEAP_API int leap_job_progress(struct leap_job *j, struct leap_progress *p)
+LEAP_API int leap_job_progress(struct leap_job *j, struct leap_progress *out)
 {
-	if (!j || !p || p->size < sizeof(*p))
+	if (!j || !out)
 		return -EINVAL;
+	struct leap_progress full, *p = &full; /* copied out */
 	pthread_mutex_lock(&j->lock);
-	size_t size = p->size;
 	*p = j->prog;
-	p->size = size;
 	p->stall_p50_ns = leap__hist_quantile(&j->stalls, 0.5);
 	p->stall_p99_ns = leap__hist_quantile(&j->stalls, 0.99);
 	p->stall_max_ns = j->stalls.max_ns;
@@ -623,7 +635,7 @@ LEAP_API int leap_job_progress(struct leap_job *j, struct leap_progress *p)
 	if (p->state == LEAP_JOB_RUNNING)
 		p->elapsed_ns = leap__sys_now_ns() - j->t0;
 	pthread_mutex_unlock(&j->lock);
-	return 0;
+	return leap__struct_out(out, out->size, &full, sizeof(full));
 }
 
 LEAP_API int leap_job_cancel(struct leap_job *j)

@@ -119,8 +119,15 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 				const struct leap_place *place, size_t nplace,
 				const struct leap_region_options *opts, struct leap_region **out)
 {
-	if (!ctx || !out || !length || length % LEAP_PAGE_SIZE || (opts && opts->size < sizeof(*opts)))
+	struct leap_region_options o; /* the caller's, zero-extended to this version's size */
+	if (!ctx || !out || !length || length % LEAP_PAGE_SIZE)
 		return -EINVAL;
+	if (opts) {
+		int err = leap__struct_in(&o, sizeof(o), opts, opts->size);
+		if (err)
+			return err;
+		opts = &o;
+	}
 	struct leap_pool *pool = opts ? opts->pool : NULL;
 	int kind = pool ? pool->kind : opts ? opts->pages : LEAP_PAGES_SMALL;
 	if (kind < 0 || kind >= LEAP_KINDS || (pool && (place || nplace || pool->ctx != ctx)) ||

@@ -32,7 +32,7 @@
  * be on a node; they are reference counted (the user and each region using them).
  *
  * Threads: any thread calling into a region or a pool; pool->lock is taken after
- * region->lock and ctx->lock (see internal.h) and never held across a copy.
+ * region->lock and ctx->lock (see core.h) and never held across a copy.
  */
 #include "core/core.h"
 
@@ -86,8 +86,15 @@ int leap__pool_new(struct leap_ctx *ctx, int node, int kind, struct leap_pool **
 LEAP_API int leap_pool_open(struct leap_ctx *ctx, const char *path, int node,
 			    const struct leap_pool_options *opts, struct leap_pool **out)
 {
-	if (!ctx || !path || !out || (opts && opts->size < sizeof(*opts)))
+	struct leap_pool_options o; /* the caller's, zero-extended to this version's size */
+	if (!ctx || !path || !out)
 		return -EINVAL;
+	if (opts) {
+		int err = leap__struct_in(&o, sizeof(o), opts, opts->size);
+		if (err)
+			return err;
+		opts = &o;
+	}
 	int kind = opts ? opts->pages : LEAP_PAGES_SMALL;
 	if (kind < 0 || kind >= LEAP_KINDS)
 		return -EINVAL;
@@ -464,10 +471,11 @@ static int free_stats_cb(uint64_t lo, uint64_t hi, void *arg)
 	return 0;
 }
 
-LEAP_API int leap_pool_stats(struct leap_pool *p, struct leap_pool_stats *st)
+LEAP_API int leap_pool_stats(struct leap_pool *p, struct leap_pool_stats *out)
 {
-	if (!p || !st || st->size < sizeof(*st))
+	if (!p || !out)
 		return -EINVAL;
+	struct leap_pool_stats full = { .size = sizeof(full) }, *st = &full; /* copied out */
 	pthread_mutex_lock(&p->lock);
 	struct free_stats f = { 0, 0 };
 	leap__ivset_diff_each(&p->alloc, &p->used, free_stats_cb, &f);
@@ -491,7 +499,7 @@ LEAP_API int leap_pool_stats(struct leap_pool *p, struct leap_pool_stats *st)
 	st->free_space_extents = p->space_free.n;
 	st->largest_free_space_bytes = big * LEAP_PG;
 	pthread_mutex_unlock(&p->lock);
-	return 0;
+	return leap__struct_out(out, out->size, &full, sizeof(full));
 }
 
 LEAP_API int leap_pool_set_cap(struct leap_pool *p, uint64_t bytes)

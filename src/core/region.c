@@ -268,14 +268,13 @@ LEAP_API int leap_node_of(struct leap_region *r, const void *addr)
 	return node;
 }
 
-LEAP_API int leap_region_stats(struct leap_region *r, struct leap_region_stats *st)
+LEAP_API int leap_region_stats(struct leap_region *r, struct leap_region_stats *out)
 {
-	if (!r || !st || st->size < sizeof(*st))
+	if (!r || !out)
 		return -EINVAL;
+	struct leap_region_stats full, *st = &full; /* copied out */
 	leap__region_lock(r);
-	size_t size = st->size;
 	*st = r->st;
-	st->size = size;
 	st->length = r->npages * LEAP_PG;
 	st->runs = r->nruns;
 	st->metadata_bytes = sizeof(*r) + r->runs_cap * sizeof(*r->runs) +
@@ -283,5 +282,5 @@ LEAP_API int leap_region_stats(struct leap_region *r, struct leap_region_stats *
 			     r->win_rows * LEAP_BANKS_MAX * sizeof(**r->win);
 	st->pages = r->kind;
 	pthread_mutex_unlock(&r->lock);
-	return 0;
+	return leap__struct_out(out, out->size, &full, sizeof(full));
 }

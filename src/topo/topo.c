@@ -151,12 +151,13 @@ int leap__topo_valid_mem_node(const struct leap_topo *t, int node)
 	return valid_node(t, node) && t->has_memory[node];
 }
 
-LEAP_API int leap_topo_node(const struct leap_topo *topo, int node, struct leap_node_info *info)
+LEAP_API int leap_topo_node(const struct leap_topo *topo, int node, struct leap_node_info *out)
 {
-	if (!topo || !info || info->size < sizeof(*info))
+	if (!topo || !out)
 		return -EINVAL;
 	if (node < 0 || node >= topo->count)
 		return -ENODEV;
+	struct leap_node_info full = { .size = sizeof(full) }, *info = &full; /* copied out */
 	info->node = node;
 	info->online = topo->online[node];
 	info->has_memory = topo->has_memory[node];
@@ -175,7 +176,7 @@ LEAP_API int leap_topo_node(const struct leap_topo *topo, int node, struct leap_
 			info->mem_free = (uint64_t)si.freeram * si.mem_unit;
 		}
 	}
-	return 0;
+	return leap__struct_out(out, out->size, &full, sizeof(full));
 }
 
 LEAP_API int leap_topo_distance(const struct leap_topo *topo, int from, int to)

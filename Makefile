@@ -8,6 +8,7 @@
 #   make ycsb            YCSB A, C, E on a B+-tree while it migrates, per method, here and
 #                        in a 2-node guest (timelines in build/ycsb/)
 #   make demo            a region migrating across nodes, locally and in emulated guests
+#   make layout          the call graph between the library's files (checked by every build)
 #   make install PREFIX=/usr/local
 # Out of tree: make B=/path/to/builddir
 
@@ -35,7 +36,7 @@ SHLIB := $(B)/libpageleap.so.$(VERSION)
 STLIB := $(B)/libpageleap.a
 CLI := $(B)/pageleap
 
-all: $(SHLIB) $(STLIB) $(CLI) $(TESTS) $(B)/tests/cxx_header $(B)/pageleap.pc $(B)/abi-symbols.ok
+all: $(SHLIB) $(STLIB) $(CLI) $(TESTS) $(B)/tests/cxx_header $(B)/pageleap.pc $(B)/abi-symbols.ok $(B)/layout.ok
 
 $(B)/obj/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
@@ -56,6 +57,14 @@ $(STLIB): $(LIB_OBJ)
 $(B)/abi-symbols.ok: tests/abi_symbols.sh src/libpageleap.map $(SHLIB) $(LIB_SRC)
 	sh tests/abi_symbols.sh src/libpageleap.map $(SHLIB) $(LIB_SRC)
 	touch $@
+
+# the architecture: no circle of calls between files or folders, folders layered, one
+# header per folder, raw system calls only in src/os (from the objects' symbols)
+$(B)/layout.ok: tests/layout.sh $(LIB_OBJ) $(LIB_SRC) $(LIB_HDR)
+	sh tests/layout.sh $(LIB_OBJ)
+	touch $@
+layout: $(LIB_OBJ)
+	sh tests/layout.sh -v $(LIB_OBJ)
 
 CLI_SRC := $(wildcard tools/*.c)
 # the CLI sees pageleap.h only, like any program built on the library
@@ -147,5 +156,5 @@ install: all
 clean:
 	rm -rf $(B) build-asan build-tsan
 
-.PHONY: all static deps check check-local check-vm asan tsan demo bench bench-full ycsb install clean
+.PHONY: all layout static deps check check-local check-vm asan tsan demo bench bench-full ycsb install clean
 .SECONDARY:

@@ -99,9 +99,11 @@ struct leap_pool {
 	 * fault there, and no data is lost. */
 	struct leap__ivset mapped;
 };
+/* A pool's fields from the instance's settings; fd is the pool's (taken over). */
+struct leap_pool *leap__pool_init(struct leap_ctx *ctx, int fd, int node, int kind);
 int leap__pool_new(struct leap_ctx *ctx, int node, int kind, struct leap_pool **out);
 void leap__pool_free(struct leap_pool *pool);
-/* External pools: one more user / one fewer (the last frees it). */
+/* External pools (extpool.c): one more user / one fewer (the last frees it). */
 void leap__pool_ref(struct leap_pool *pool);
 void leap__pool_unref(struct leap_pool *pool);
 /* Pages the pool could still take (cap, the kernel's free memory or huge pages). */

@@ -146,3 +146,17 @@ int leap__ctx_wp(struct leap_ctx *c, struct leap__wp **out)
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
+
+LEAP_API int leap_pool_get(struct leap_ctx *ctx, int node, struct leap_pool **out)
+{
+	if (!ctx || !out)
+		return -EINVAL;
+	return leap__ctx_pool(ctx, node, LEAP_PAGES_SMALL, out);
+}
+
+LEAP_API int leap_pool_get_kind(struct leap_ctx *ctx, int node, int pages, struct leap_pool **out)
+{
+	if (!ctx || !out || pages < 0 || pages >= LEAP_KINDS)
+		return -EINVAL;
+	return leap__ctx_pool(ctx, node, pages, out);
+}

@@ -28,8 +28,9 @@
  * page (a split, see job.c) is allocated with fallocate, in small pages. Windows of
  * both are aligned to huge pages so a region's huge pages line up with the file's.
  *
- * External pools (leap_pool_open) are the same with a file the user names, declared to
- * be on a node; they are reference counted (the user and each region using them).
+ * External pools (leap_pool_open, extpool.c) are the same with a file the user names,
+ * declared to be on a node; they are reference counted (the user and each region using
+ * them).
  *
  * Threads: any thread calling into a region or a pool; pool->lock is taken after
  * region->lock and ctx->lock (see core.h) and never held across a copy.
@@ -45,8 +46,7 @@
 
 static const char *const kind_name[LEAP_KINDS] = { "small", "thp", "hugetlb" };
 
-/* Fill the fields every pool has; fd is the pool's (taken over). */
-static struct leap_pool *pool_init(struct leap_ctx *ctx, int fd, int node, int kind)
+struct leap_pool *leap__pool_init(struct leap_ctx *ctx, int fd, int node, int kind)
 {
 	struct leap_pool *p = calloc(1, sizeof(*p));
 	if (!p)
@@ -74,73 +74,13 @@ int leap__pool_new(struct leap_ctx *ctx, int node, int kind, struct leap_pool **
 	int fd = leap__sys_memfd(name, kind);
 	if (fd < 0)
 		return fd == -EINVAL && kind == LEAP_PAGES_HUGETLB ? -EOPNOTSUPP : fd;
-	struct leap_pool *p = pool_init(ctx, fd, node, kind);
+	struct leap_pool *p = leap__pool_init(ctx, fd, node, kind);
 	if (!p) {
-		close(fd);
+		leap__sys_close(fd);
 		return -ENOMEM;
 	}
 	*out = p;
 	return 0;
-}
-
-LEAP_API int leap_pool_open(struct leap_ctx *ctx, const char *path, int node,
-			    const struct leap_pool_options *opts, struct leap_pool **out)
-{
-	struct leap_pool_options o; /* the caller's, zero-extended to this version's size */
-	if (!ctx || !path || !out)
-		return -EINVAL;
-	if (opts) {
-		int err = leap__struct_in(&o, sizeof(o), opts, opts->size);
-		if (err)
-			return err;
-		opts = &o;
-	}
-	int kind = opts ? opts->pages : LEAP_PAGES_SMALL;
-	if (kind < 0 || kind >= LEAP_KINDS)
-		return -EINVAL;
-	if (!leap__topo_valid_mem_node(ctx->topo, node))
-		return -ENODEV;
-	bool dax;
-	uint64_t fs_free;
-	int fd = leap__sys_open_pool_file(path, &kind, &dax, &fs_free);
-	if (fd < 0)
-		return fd;
-	struct leap_pool *p = pool_init(ctx, fd, node, kind);
-	if (!p) {
-		close(fd);
-		return -ENOMEM;
-	}
-	p->external = true;
-	p->dax = dax;
-	uint64_t cap = opts && opts->cap_bytes ? opts->cap_bytes / LEAP_PG : p->cap;
-	if (!(opts && opts->cap_bytes) && kind != LEAP_PAGES_HUGETLB && fs_free / LEAP_PG < cap)
-		cap = fs_free / LEAP_PG; /* hugetlbfs reports reserved pages, not a limit */
-	p->cap = cap - cap % p->unit;
-	leap__ctx_ref(ctx);
-	*out = p;
-	return 0;
-}
-
-void leap__pool_ref(struct leap_pool *p)
-{
-	atomic_fetch_add(&p->refs, 1);
-}
-
-void leap__pool_unref(struct leap_pool *p)
-{
-	if (!p->external || atomic_fetch_sub(&p->refs, 1) != 1)
-		return;
-	struct leap_ctx *ctx = p->ctx;
-	leap__pool_free(p);
-	leap__ctx_unref(ctx);
-}
-
-LEAP_API void leap_pool_close(struct leap_pool **pool)
-{
-	if (!pool || !*pool || !(*pool)->external)
-		return;
-	leap__pool_unref(*pool);
-	*pool = NULL;
 }
 
 void leap__pool_free(struct leap_pool *p)
@@ -152,7 +92,7 @@ void leap__pool_free(struct leap_pool *p)
 	free(p->chunk);
 	if (p->external) /* the user's file is handed back as it was given: empty */
 		leap__sys_truncate(p->fd, 0);
-	close(p->fd);
+	leap__sys_close(p->fd);
 	leap__ivset_free(&p->space_free);
 	leap__ivset_free(&p->alloc);
 	leap__ivset_free(&p->used);
@@ -425,19 +365,6 @@ const char *leap__pool_addr(struct leap_pool *p, uint64_t off, uint64_t *avail)
 	return a;
 }
 
-LEAP_API int leap_pool_get(struct leap_ctx *ctx, int node, struct leap_pool **out)
-{
-	if (!ctx || !out)
-		return -EINVAL;
-	return leap__ctx_pool(ctx, node, LEAP_PAGES_SMALL, out);
-}
-
-LEAP_API int leap_pool_get_kind(struct leap_ctx *ctx, int node, int pages, struct leap_pool **out)
-{
-	if (!ctx || !out || pages < 0 || pages >= LEAP_KINDS)
-		return -EINVAL;
-	return leap__ctx_pool(ctx, node, pages, out);
-}
 
 /* Pages that a reservation could still get: the cap less what is used, and no more than
  * the free pages kept plus what the kernel has free for the kind on the node. */

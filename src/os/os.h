@@ -36,6 +36,7 @@ int leap__sys_reserve(size_t len, size_t align, void **out);
 void leap__sys_unmap(void *addr, size_t len);
 /* CLOCK_MONOTONIC in ns: the library's one clock for durations and deadlines. */
 uint64_t leap__sys_now_ns(void);
+void leap__sys_close(int fd);
 
 /* ------------------------------------------------------------ uffd.c */
 /* A write-protect userfaultfd (returned), non-blocking, feature-negotiated. *features: what the
@@ -59,6 +60,5 @@ void leap__sys_stopper_signal(const int stop[2]);
 void leap__sys_stopper_close(const int stop[2]);
 /* Wait until fd is readable (1) or the stopper was signalled (0); -errno on failure. */
 int leap__sys_wait_readable(int fd, const int stop[2]);
-void leap__sys_close(int fd);
 
 #endif /* LEAP_OS_H */

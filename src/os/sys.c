@@ -375,3 +375,8 @@ uint64_t leap__sys_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+void leap__sys_close(int fd)
+{
+	close(fd);
+}

@@ -146,8 +146,3 @@ int leap__sys_wait_readable(int fd, const int stop[2])
 			return 1;
 	}
 }
-
-void leap__sys_close(int fd)
-{
-	close(fd);
-}

@@ -17,18 +17,21 @@
  * huge page (job_init): the whole huge page moves along, or only the range's pages move
  * (the huge page is split: the moved pages land in small pages, the rest stay in the
  * old huge folio, mapped by small entries). The cost rule: moving a whole 2 MiB huge
- * page costs about as much as moving 64 small pages one by one here (one extent's fixed
- * cost of ~100-200 us plus ~1 us per 4 KiB page of page-table work, against ~150 us for
- * one copy and one entry of 2 MiB), and a split also costs the huge page's TLB reach for
- * good, so the whole huge page moves when at least LEAP_HUGE_WHOLE_MIN_PAGES (64) of its
- * 512 pages are in the range. An extent never crosses a huge page boundary part-way.
+ * page costs about as much as moving a few dozen small pages one by one (an extent's
+ * fixed cost plus per-page page-table work, against one copy and one entry of 2 MiB;
+ * t_huge and pageleap bench's page_leap_2m rows measure both), and a split also costs
+ * the huge page's TLB reach for good, so the whole huge page moves when at least
+ * LEAP_HUGE_WHOLE_MIN_PAGES (64) of its 512 pages are in the range. An extent never crosses a huge page boundary part-way.
  *
- * Coordinating jobs (leap__job_spawn: evacuation, compaction) run a function on their
- * own thread that submits ordinary jobs and folds their counters into its own.
+ * Coordinating jobs (leap__job_spawn: the walkers of coord/) run a function on their
+ * own thread that submits ordinary jobs, its children, and folds their counters into
+ * its own. A child waits for its range (lifetime.c's claims) where a user's job would
+ * be refused, and a cancel of the parent reaches it, waiting or running.
  *
  * Lifetime: a job has two references, the caller's handle and the running job; the last
- * one frees it. It is listed on its region (region->jobs, under region->lock) from
- * submission until it stops touching the region.
+ * one frees it. It holds a claim on its range of the region (lifetime.c, under
+ * region->lock) from submission until it stops touching the region; a destroy of the
+ * region cancels it through the claim and waits for the claim to go.
  * Threads: job->lock guards state, result and the progress snapshot; the extent loop's
  * own variables belong to the worker thread.
  */

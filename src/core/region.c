@@ -176,9 +176,10 @@ int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int slot
  * lock and its references stay (lifetime.c). pre: no job runs on r. */
 void leap__region_release(struct leap_region *r)
 {
+	/* base keeps its value: jobs compute addresses from it before they find the region
+	 * dying under its lock, and it never changes (read without the lock) */
 	if (r->base)
 		leap__sys_unmap(r->base, r->resv_len);
-	r->base = NULL;
 	for (size_t i = 0; i < r->nruns; i++) {
 		struct leap__run *x = &r->runs[i];
 		leap__pool_set_used(r->slot[x->slot], r->win[x->slot][x->bank] + x->pg, x->n, false);

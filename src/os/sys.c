@@ -250,7 +250,8 @@ int leap__sys_map_pool(int fd, uint64_t pg_off, uint64_t npages, int node, int k
 
 /*
  * Fill the page tables of [addr, addr+npages) for writing in one call, instead of one
- * fault per page (about 14 us each on the development machine) during a later copy.
+ * fault per page during a later copy (a minor fault costs far more than its share of
+ * one madvise; pageleap bench's page_leap_cold row shows the cold path's cost).
  * Kernels before 5.14 lack MADV_POPULATE_WRITE: the copy then takes the faults.
  */
 int leap__sys_populate_write(void *addr, uint64_t npages)

@@ -22,6 +22,10 @@
 #include <errno.h>
 #include <stdlib.h>
 
+/* Test seam (tests link the static library): called under r->lock just before a
+ * claimer starts waiting for a busy range, so a test knows a walker's move waits. */
+void (*leap__test_claim_wait_hook)(struct leap_region *r);
+
 void leap__region_ref(struct leap_region *r)
 {
 	atomic_fetch_add(&r->refs, 1);
@@ -62,6 +66,8 @@ int leap__claim(struct leap_region *r, struct leap__claim *c, bool wait)
 		if (!wait)
 			return -EBUSY;
 		/* woken by an unclaim, a destroy, or leap__claim_kick() after a cancel */
+		if (leap__test_claim_wait_hook)
+			leap__test_claim_wait_hook(r);
 		pthread_cond_wait(&r->claims_cond, &r->lock);
 	}
 	c->next = r->claims;

@@ -56,10 +56,12 @@ CLI_SRC := $(wildcard tools/*.c)
 $(CLI): $(CLI_SRC) $(wildcard tools/*.h) $(LIB_HDR) $(STLIB) | $(B)
 	$(CC) $(BASEFLAGS) -Isrc/core $(CFLAGS) $(CLI_SRC) -o $@ $(STLIB) $(LIBS) -lm
 
-$(B)/tests/%: tests/%.c tests/util.h tests/clijson.h $(STLIB) | $(B)/tests
+$(B)/tests/%: tests/%.c tests/util.h tests/oracle.h tests/hook.h tests/clijson.h $(STLIB) | $(B)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) $(LIBS)
 # failure injection: the library's mmap calls go through the test's __wrap_mmap
 $(B)/tests/t_inject $(B)/static/t_inject: TEST_LDFLAGS = -Wl,--wrap=mmap
+# unit tests of the library's pure pieces (t_ivset, t_hist) see its internal headers
+$(B)/tests/t_ivset $(B)/static/t_ivset $(B)/tests/t_hist $(B)/static/t_hist: TEST_EXTRA = -Isrc -Isrc/core
 # the B+-tree of pageleap ycsb is tested on its own
 $(B)/tests/t_btree $(B)/static/t_btree: tools/btree.c tools/btree.h
 $(B)/tests/t_btree $(B)/static/t_btree: TEST_EXTRA = -Itools tools/btree.c
@@ -68,7 +70,7 @@ $(B)/tests/cxx_header: tests/cxx_header.cc include/pageleap.h $(STLIB) | $(B)/te
 	$(CXX) -std=c++11 -Iinclude -Wall -Wextra -Werror -pedantic $(CFLAGS) $< -o $@ $(STLIB) $(LIBS)
 
 # static binaries for the initramfs of the emulated-NUMA guests
-$(B)/static/%: tests/%.c tests/util.h tests/clijson.h $(STLIB) | $(B)/static
+$(B)/static/%: tests/%.c tests/util.h tests/oracle.h tests/hook.h tests/clijson.h $(STLIB) | $(B)/static
 	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) -lnuma -pthread
 $(B)/static/pageleap: $(CLI_SRC) $(wildcard tools/*.h) $(LIB_HDR) $(STLIB) | $(B)/static
 	$(CC) $(BASEFLAGS) -Isrc/core $(CFLAGS) -static $(CLI_SRC) -o $@ $(STLIB) -lnuma -pthread -lm

@@ -19,7 +19,9 @@ for t in "$dir"/t_*; do
 	0) pass=$((pass + 1)); echo "PASS $name (${secs}s)"; grep -E '^[a-z_]+: (measured|bound|note)' "$log" | sed 's/^/     /' ;;
 	77) skipped=$((skipped + 1)); echo "SKIP $name: $(grep -m1 SKIP "$log" | sed 's/.*SKIP: //')" ;;
 	124) fail=$((fail + 1)); echo "FAIL $name (timed out after ${limit}s)"; tail -n 20 "$log" | sed 's/^/     /' ;;
-	*) fail=$((fail + 1)); echo "FAIL $name (exit $rc, ${secs}s)"; tail -n 30 "$log" | sed 's/^/     /' ;;
+	*) fail=$((fail + 1)); echo "FAIL $name (exit $rc, ${secs}s)"
+	   # the failed named cases first (a long test's tail may not hold them), then the tail
+	   grep -B4 -A3 -E '^FAIL |: FAIL' "$log" | head -n 40 | sed 's/^/     /'; tail -n 30 "$log" | sed 's/^/     /' ;;
 	esac
 done
 rm -f "$log"

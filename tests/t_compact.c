@@ -12,54 +12,7 @@
  * bad arguments.
  * Parameters: LEAP_COMPACT_MB (32): size of the fragmented region.
  */
-#include "util.h"
-
-#include <pthread.h>
-#include <stdatomic.h>
-#include <time.h>
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static struct leap_region_stats rstats(struct leap_region *r)
-{
-	struct leap_region_stats s = { .size = sizeof(s) };
-	OK(leap_region_stats(r, &s));
-	return s;
-}
-
-static struct leap_pool_stats pstats(struct leap_pool *p)
-{
-	struct leap_pool_stats s = { .size = sizeof(s) };
-	OK(leap_pool_stats(p, &s));
-	return s;
-}
-
-static struct leap_progress prog(struct leap_job *j)
-{
-	struct leap_progress p = { .size = sizeof(p) };
-	OK(leap_job_progress(j, &p));
-	return p;
-}
-
-/* Library and kernel agree on every page of r, and every page is on node. */
-static void expect_all_on(struct leap_region *r, int node, const char *what)
-{
-	char *p = leap_region_addr(r);
-	size_t np = leap_region_length(r) / PG;
-	int *kn = malloc(np * sizeof(int));
-	kernel_nodes(p, np, kn);
-	for (size_t k = 0; k < np; k++) {
-		int lib = leap_node_of(r, p + k * PG);
-		CHECK(kn[k] == lib && kn[k] == node, "%s: page %zu: kernel %d, library %d, want %d",
-		      what, k, kn[k], lib, node);
-	}
-	free(kn);
-}
+#include "oracle.h"
 
 /* Relocate pages 0, 2, 4, ... of [p, p+npages) one by one: each goes to another bank. */
 static void fragment(struct leap_region *r, char *p, size_t npages, int node)
@@ -69,55 +22,11 @@ static void fragment(struct leap_region *r, char *p, size_t npages, int node)
 		      "relocating page %zu moved nothing", i);
 }
 
-/*
- * Writers: writer w increments the 64-bit word at byte 64 + 8w of random pages (only it
- * writes that word; fill_pages() uses the words at multiples of 512 bytes) and keeps a
- * private count per page. At the end every word equals its count: no write lost.
- */
 #define NWRITERS 2
-struct writer {
-	int id;
-	char *p;
-	size_t np;
-	uint32_t *shadow;
-	uint64_t count;
-	pthread_t th;
-};
-static atomic_int stop_writers;
 
-static volatile uint64_t *counter(char *p, size_t page, int id)
+static void destroy_fn(void *arg)
 {
-	return (volatile uint64_t *)(p + page * PG + 64 + 8 * (size_t)id);
-}
-
-static void *writer_main(void *arg)
-{
-	struct writer *w = arg;
-	uint64_t s = 0x1234567ull + (uint64_t)w->id * 7919;
-	while (!atomic_load_explicit(&stop_writers, memory_order_relaxed)) {
-		size_t k = rnd(&s) % w->np;
-		volatile uint64_t *c = counter(w->p, k, w->id);
-		*c = *c + 1;
-		w->shadow[k]++;
-		w->count++;
-	}
-	return NULL;
-}
-
-static void check_writers(struct writer *w, int n)
-{
-	for (int i = 0; i < n; i++) {
-		uint64_t sum = 0;
-		for (size_t k = 0; k < w[i].np; k++) {
-			uint64_t v = *counter(w[i].p, k, w[i].id);
-			CHECK(v == w[i].shadow[k],
-			      "writer %d page %zu: counter %" PRIu64 ", %u increments (lost writes)",
-			      i, k, v, w[i].shadow[k]);
-			sum += v;
-		}
-		CHECK(sum == w[i].count, "writer %d: counters sum to %" PRIu64 ", %" PRIu64 " writes",
-		      i, sum, w[i].count);
-	}
+	leap_region_destroy(arg);
 }
 
 int main(void)
@@ -168,15 +77,8 @@ int main(void)
 	check_pages(p, np, 7, "fragmented");
 	expect_all_on(r, node, "fragmented");
 
-	struct writer w[NWRITERS];
-	atomic_store(&stop_writers, 0);
-	for (int i = 0; i < NWRITERS; i++) {
-		w[i] = (struct writer){ .id = i, .p = p, .np = np,
-					.shadow = calloc(np, sizeof(uint32_t)) };
-		CHECK(w[i].shadow != NULL, "out of memory");
-		pthread_create(&w[i].th, NULL, writer_main, &w[i]);
-	}
-	usleep(20000);
+	struct oracle o;
+	oracle_start_region(&o, NWRITERS, r); /* returns with both writers writing */
 	t0 = now();
 	OK(leap_pool_compact(pool, 0, NULL, &j));
 	CHECK(j != NULL, "no job");
@@ -195,18 +97,13 @@ int main(void)
 		last = pr;
 		if (pr.state >= LEAP_JOB_DONE)
 			break;
-		usleep(1000);
+		oracle_more(&o, 100); /* paces the polls by writes; nothing relies on it */
 	}
 	int64_t res = leap_job_wait(j, -1);
 	double dt = now() - t0;
 	pr = prog(j);
-	usleep(10000); /* a few writes after the job too */
-	atomic_store(&stop_writers, 1);
-	uint64_t writes = 0;
-	for (int i = 0; i < NWRITERS; i++) {
-		pthread_join(w[i].th, NULL);
-		writes += w[i].count;
-	}
+	oracle_more(&o, 1000); /* writes after the job too, on the moved pages */
+	uint64_t writes = oracle_stop(&o);
 	CHECK(res >= 0, "compaction under writers: %" PRId64 " (%s)", res,
 	      leap_strerror((int)res));
 	CHECK(pr.state == LEAP_JOB_DONE, "state %d", pr.state);
@@ -231,7 +128,7 @@ int main(void)
 		      ps0.largest_free_space_bytes < len;
 	CHECK(ps1.used_bytes == len, "pool used %" PRIu64 " bytes, region %zu", ps1.used_bytes, len);
 	check_pages(p, np, 7, "compacted");
-	check_writers(w, NWRITERS);
+	oracle_check(&o, "writers");
 	expect_all_on(r, node, "compacted");
 	leap_job_destroy(&j);
 	say("measured compaction of %zu MiB under %d writers (%" PRIu64 " writes, %" PRIu64
@@ -266,7 +163,7 @@ int main(void)
 	      "synchronous compaction: %" PRIu64 " runs, %d mappings", rstats(r).runs,
 	      count_maps(p, p + len));
 	check_pages(p, np, 7, "synchronous compaction");
-	check_writers(w, NWRITERS);
+	oracle_check(&o, "writers");
 	expect_all_on(r, node, "synchronous compaction");
 
 	/* cancel right after the start: small fixed steps so there is a middle. Half the
@@ -275,46 +172,46 @@ int main(void)
 	fragment(r, p, half, node);
 	struct leap_job_options small = { .size = sizeof(small), .granularity_min = 16 * PG,
 					  .granularity_max = 16 * PG };
+	/* cancel before the first extent: held at extent 0, cancelled, let go: nothing moves */
+	gate_arm(0, NULL);
 	OK(leap_pool_compact(pool, 0, &small, &j));
+	gate_wait();
 	OK(leap_job_cancel(j));
+	gate_release();
 	res = leap_job_wait(j, -1);
 	pr = prog(j);
-	if (res == -ECANCELED)
-		CHECK(pr.state == LEAP_JOB_CANCELLED && pr.pages_moved <= minority,
-		      "cancelled: state %d, %" PRIu64 " moved", pr.state, pr.pages_moved);
-	else
-		CHECK(res == (int64_t)(minority) && pr.state == LEAP_JOB_DONE,
-		      "cancel: result %" PRId64 " state %d", res, pr.state); /* finished first */
-	uint64_t cancelled_moved = pr.pages_moved;
-	/* cancelled before it started: at most the one extent in hand moved. Checked last. */
-	int cancel_ok = res != -ECANCELED || cancelled_moved <= 16;
-	uint64_t first_cancel = cancelled_moved;
+	CHECK(res == -ECANCELED && pr.state == LEAP_JOB_CANCELLED && pr.pages_moved == 0,
+	      "cancelled before the first extent: result %" PRId64 " state %d, %" PRIu64 " moved",
+	      res, pr.state, pr.pages_moved);
+	uint64_t first_cancel = pr.pages_moved, cancelled_moved = 0;
 	leap_job_destroy(&j);
 	rs = rstats(r);
 	CHECK(rs.runs >= 1 && rs.runs <= np, "after cancel: %" PRIu64 " runs", rs.runs);
 	CHECK(count_maps(p, p + len) == (int)rs.runs, "after cancel: %d mappings, %" PRIu64 " runs",
 	      count_maps(p, p + len), rs.runs);
 	check_pages(p, np, 7, "after cancel");
-	check_writers(w, NWRITERS);
+	oracle_check(&o, "writers");
 	expect_all_on(r, node, "after cancel");
-	/* cancel in the middle: once some pages have moved */
+	/* cancel in the middle: held before extent CANCEL_AT; exactly the extents before it
+	 * moved, none after the cancel; a job that ended first fails */
+	enum { CANCEL_AT = 4 };
+	gate_arm(CANCEL_AT, NULL);
 	OK(leap_pool_compact(pool, 0, &small, &j));
-	while (prog(j).pages_moved == 0 && prog(j).state < LEAP_JOB_DONE)
-		usleep(100);
+	gate_wait();
 	struct leap_progress at_cancel = prog(j);
 	OK(leap_job_cancel(j));
+	gate_release();
 	res = leap_job_wait(j, -1);
 	pr = prog(j);
-	/* "stop after the extent in hand": one extent of 16 pages, two for the snapshot's lag */
 	uint64_t after_cancel = pr.pages_moved - at_cancel.pages_moved;
-	if (after_cancel > 32)
-		cancel_ok = 0;
-	if (res == -ECANCELED)
-		CHECK(pr.state == LEAP_JOB_CANCELLED && pr.pages_moved + cancelled_moved <= minority,
-		      "cancelled: state %d, %" PRIu64 " moved", pr.state, pr.pages_moved);
-	else
-		CHECK(res == (int64_t)(minority - cancelled_moved) && pr.state == LEAP_JOB_DONE,
-		      "cancel: result %" PRId64 " state %d", res, pr.state);
+	CHECK(res == -ECANCELED && pr.state == LEAP_JOB_CANCELLED,
+	      "cancel in the middle: result %" PRId64 " state %d (ended before the cancel?)", res,
+	      pr.state);
+	/* each 16-page extent of the fragmented half holds 8 minority pages */
+	CHECK(pr.pages_moved == CANCEL_AT * 8 && after_cancel == 0,
+	      "cancel in the middle: %" PRIu64 " moved (%" PRIu64 " after the cancel), want "
+	      "exactly the %d extents before it",
+	      pr.pages_moved, after_cancel, CANCEL_AT);
 	uint64_t mid_moved = pr.pages_moved;
 	cancelled_moved += mid_moved;
 	leap_job_destroy(&j);
@@ -322,7 +219,7 @@ int main(void)
 	CHECK(count_maps(p, p + len) == (int)rs.runs, "after cancel: %d mappings, %" PRIu64 " runs",
 	      count_maps(p, p + len), rs.runs);
 	check_pages(p, np, 7, "after the second cancel");
-	check_writers(w, NWRITERS);
+	oracle_check(&o, "writers");
 	expect_all_on(r, node, "after the second cancel");
 	/* the rest */
 	sres = OK(leap_pool_compact(pool, 0, NULL, NULL));
@@ -335,19 +232,14 @@ int main(void)
 	say("measured cancel right after the start: %" PRIu64 " of %zu minority pages moved; "
 	    "in the middle: %" PRIu64 " (%" PRIu64 " after the cancel, %" PRIu64 " runs left)",
 	    first_cancel, minority, mid_moved, after_cancel, rs.runs);
-	if (!cancel_ok)
-		fprintf(stderr, "t_compact: FAIL: a cancelled compaction went on past the extent in "
-				"hand (16 pages): %" PRIu64 " pages moved when cancelled right after "
-				"the start, %" PRIu64 " after a cancel in the middle\n",
-			first_cancel, after_cancel);
 
 	/*
-	 * Destroying a region with a compaction in flight: the destroy returns, the job ends,
-	 * the other region is compacted. Two fragmented regions; once the job has moved some
-	 * pages, one region is destroyed. The destroy waits for that region's own extent in
-	 * flight at most (coord.c: "never delays a destroy by more than one extent"), not for
-	 * the rest of the job: right after it returns, a job that had most of its work ahead
-	 * must still be running.
+	 * Destroying a region with a compaction in flight: the destroy waits for that
+	 * region's own extent in flight at most (coord.c: "never delays a destroy by more
+	 * than one extent"), not for the rest of the walk. Two fragmented regions; the job is
+	 * held before its second extent, in whichever region it walks first (x); the other
+	 * (y), which the walk has still to reach, is destroyed: that destroy must return while
+	 * the job is held. Then the job is let go and compacts x whole.
 	 */
 	struct leap_region *r2;
 	OK(leap_region_new(ctx, len, node, &r2));
@@ -355,38 +247,41 @@ int main(void)
 	fill_pages(p2, np, 8);
 	fragment(r, p, np / 8, node);
 	fragment(r2, p2, half, node);
+	gate_arm(1, NULL);
 	OK(leap_pool_compact(pool, 0, &small, &j));
-	while (prog(j).pages_moved == 0 && prog(j).state < LEAP_JOB_DONE)
-		usleep(100);
+	gate_wait();
+	struct leap_region *held = gate_region();
+	CHECK(held == r || held == r2, "held in a region of neither");
 	pr = prog(j);
+	struct leap_region **victim = held == r ? &r2 : &r;
+	char *xp = held == r ? p : p2;
+	uint64_t xtag = held == r ? 7 : 8;
+	struct blocked_call bc;
 	t0 = now();
-	leap_region_destroy(&r);
+	blocked_call(&bc, destroy_fn, victim);
+	CHECK(atomic_load(&bc.done),
+	      "leap_region_destroy() of a region the walk had still to reach blocked while the "
+	      "job was held in the other region: it waits for the walk, not one extent");
+	blocked_join(&bc);
 	double t_destroy = now() - t0;
-	struct leap_progress after_destroy = prog(j);
+	CHECK(*victim == NULL, "destroy did not clear the handle");
+	CHECK(prog(j).state < LEAP_JOB_DONE, "the held job ended");
+	gate_release();
 	res = leap_job_wait(j, -1);
-	double t_job = now() - t0;
-	CHECK(r == NULL, "destroy did not clear the handle");
-	CHECK(res >= 0 || res == -ECANCELED, "compaction of a destroyed region: %" PRId64, res);
-	CHECK(prog(j).state >= LEAP_JOB_DONE, "job not finished");
-	/* pages the job moved while the destroy ran: a destroy that waits for one extent sees
-	 * a few; one that waits for the whole job sees the rest of the surviving region */
-	uint64_t during = after_destroy.pages_moved - pr.pages_moved;
-	int destroy_ok = pr.pages_moved >= minority / 2 || during * 2 < minority - pr.pages_moved;
+	CHECK(res >= 0, "compaction with a region destroyed: %" PRId64, res);
+	CHECK(prog(j).state == LEAP_JOB_DONE, "job not done");
 	leap_job_destroy(&j);
-	if (res >= 0) /* not cancelled: the surviving region is whole */
-		CHECK(rstats(r2).runs == 1 && count_maps(p2, p2 + len) == 1,
-		      "surviving region: %" PRIu64 " runs", rstats(r2).runs);
-	else
-		OK(leap_pool_compact(pool, 0, NULL, NULL));
-	check_pages(p2, np, 8, "the surviving region");
-	expect_all_on(r2, node, "the surviving region");
+	struct leap_region *x = held;
+	CHECK(rstats(x).runs == 1 && count_maps(xp, xp + len) == 1,
+	      "surviving region: %" PRIu64 " runs", rstats(x).runs);
+	check_pages(xp, np, xtag, "the surviving region");
+	expect_all_on(x, node, "the surviving region");
 	CHECK(pstats(pool).used_bytes == len, "pool used %" PRIu64 " bytes with one region left",
 	      pstats(pool).used_bytes);
-	say("measured destroy during a compaction (%" PRIu64 " of %" PRIu64
-	    " pages moved): the destroy took %.3f s, the job ended %.3f s after the destroy "
-	    "began; %" PRIu64 " pages moved while the destroy ran",
-	    pr.pages_moved, pr.pages_total, t_destroy, t_job, during);
-	leap_region_destroy(&r2);
+	say("measured destroy during a compaction (held after %" PRIu64 " of %" PRIu64
+	    " pages): the destroy of the region not yet walked took %.3f s",
+	    pr.pages_moved, pr.pages_total, t_destroy);
+	leap_region_destroy(held == r ? &r : &r2);
 	CHECK(pstats(pool).used_bytes == 0, "pool still used after the regions were destroyed");
 
 	/* two nodes: the region's pages on the other node stay there */
@@ -415,20 +310,12 @@ int main(void)
 		leap_region_destroy(&r);
 	}
 
-	for (int i = 0; i < NWRITERS; i++)
-		free(w[i].shadow);
+	oracle_free(&o);
 	leap_ctx_destroy(&ctx);
-	if (!destroy_ok)
-		fprintf(stderr, "t_compact: FAIL: leap_region_destroy() waited for the whole "
-				"compaction of the other region (%.3f s, %" PRIu64 " of its pages moved "
-				"meanwhile), not for one extent\n",
-			t_destroy, during);
 	CHECK(free_ok,
 	      "compacted pool: largest free extent of the file %" PRIu64 " bytes (before %" PRIu64
 	      "), %" PRIu64 " free page extents left, want >= %zu and 0: the bank the region "
 	      "left was not given back whole",
 	      ps1.largest_free_space_bytes, ps0.largest_free_space_bytes, ps1.free_extents, len);
-	CHECK(destroy_ok, "see above");
-	CHECK(cancel_ok, "see above");
 	return 0;
 }

@@ -8,6 +8,7 @@
  * regions still use.
  */
 #include "hp.h"
+#include "oracle.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -50,13 +51,6 @@ static int entries(const char *dir)
 		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
 	closedir(d);
 	return n;
-}
-
-static struct leap_pool_stats pstats(struct leap_pool *p)
-{
-	struct leap_pool_stats s = { .size = sizeof(s) };
-	OK(leap_pool_stats(p, &s));
-	return s;
 }
 
 /* One writer incrementing a word per 64 KiB, counting rounds (as in t_huge). */

@@ -7,6 +7,7 @@
  * for missing huge pages say so. Ends with 2 MiB vs 4 KiB throughput in one run.
  */
 #include "hp.h"
+#include "oracle.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,13 +17,6 @@
 
 #define HUGE ((size_t)LEAP_HUGE_PAGE_SIZE)
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static struct leap_region *new_region(struct leap_ctx *ctx, size_t len, int node, int pages)
 {
 	struct leap_place pl = { 0, len, node };
@@ -30,13 +24,6 @@ static struct leap_region *new_region(struct leap_ctx *ctx, size_t len, int node
 	struct leap_region *r;
 	OK(leap_region_new_ex(ctx, len, &pl, 1, &o, &r));
 	return r;
-}
-
-static struct leap_region_stats rstats(struct leap_region *r)
-{
-	struct leap_region_stats s = { .size = sizeof(s) };
-	OK(leap_region_stats(r, &s));
-	return s;
 }
 
 /* Writers: each increments one word per 64 KiB of the region, round after round, and

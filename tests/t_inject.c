@@ -4,7 +4,7 @@
  * even mapping the old pages back fails, the library's metadata still says exactly what
  * is mapped (checked page by page against the kernel) and no byte is lost.
  */
-#include "util.h"
+#include "oracle.h"
 
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -44,18 +44,8 @@ static void disarm(void)
 static size_t agree(struct leap_region *r, int node)
 {
 	char *p = leap_region_addr(r);
-	size_t np = leap_region_length(r) / PG, on = 0;
-	int *kn = malloc(np * sizeof(int));
-	kernel_nodes(p, np, kn);
-	for (size_t k = 0; k < np; k++) {
-		CHECK(kn[k] == leap_node_of(r, p + k * PG), "page %zu: kernel %d, library %d", k, kn[k],
-		      leap_node_of(r, p + k * PG));
-		on += kn[k] == node;
-	}
-	free(kn);
-	struct leap_region_stats st = { .size = sizeof(st) };
-	OK(leap_region_stats(r, &st));
-	CHECK(count_maps(p, p + leap_region_length(r)) == (int)st.runs, "maps vs runs");
+	size_t on = pages_on(r, node, "placement");
+	CHECK(count_maps(p, p + leap_region_length(r)) == (int)rstats(r).runs, "maps vs runs");
 	return on;
 }
 

@@ -1,24 +1,10 @@
 /* page_leap() between every pair of memory nodes (relocation on one node): contents kept,
  * every page on the target per the library and the kernel, addresses unchanged, new
  * physical frames, the copy ran near the target, sub-ranges and no-ops. */
-#include "util.h"
+#include "oracle.h"
 
 #include <sys/mman.h>
 #include <time.h>
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static struct leap_region_stats rstats(struct leap_region *r)
-{
-	struct leap_region_stats s = { .size = sizeof(s) };
-	OK(leap_region_stats(r, &s));
-	return s;
-}
 
 /* The copy for target ran on a CPU of target's nearest node with CPUs. */
 static void check_worker(const struct leap_topo *t, struct leap_region *r, int target)

@@ -1,16 +1,9 @@
 /* Pools: every page a pool holds is on the pool's node (asked of the kernel through a
  * mapping of the pool's memfd), pages are kept and reused across migrations, trimmed on
  * request, and nothing is left behind when regions go away. */
-#include "util.h"
+#include "oracle.h"
 
 #include <sys/mman.h>
-
-static struct leap_pool_stats pstats(struct leap_pool *p)
-{
-	struct leap_pool_stats s = { .size = sizeof(s) };
-	OK(leap_pool_stats(p, &s));
-	return s;
-}
 
 /* Map every allocated extent of the pool's memfd (SEEK_DATA/SEEK_HOLE) and check that
  * the kernel puts each of its pages on node. Returns the pages checked. */

@@ -11,7 +11,7 @@
  * Parameters: LEAP_STRESS_WRITERS (2, at most 7), LEAP_STRESS_ATOMIC (1),
  * LEAP_STRESS_READERS (1), LEAP_STRESS_MB (64), LEAP_STRESS_SECONDS (10), LEAP_SEED.
  */
-#include "util.h"
+#include "oracle.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -103,13 +103,6 @@ static void *reader_main(void *arg)
 		}
 	}
 	return (void *)(uintptr_t)checks;
-}
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 int main(void)

@@ -26,11 +26,18 @@
 
 static const char *t_name = "test";
 
+/* Set by run_cases() in a case's process: FAIL also writes its reason there (a page
+ * shared with the runner), so the runner's "FAIL name: reason" line can carry it. */
+static char *t_reason;
+#define T_REASON_MAX 512
+
 #define FAIL(...)                                                                      \
 	do {                                                                           \
 		fprintf(stderr, "%s: FAIL at %s:%d: ", t_name, __FILE__, __LINE__);    \
 		fprintf(stderr, __VA_ARGS__);                                          \
 		fprintf(stderr, "\n");                                                 \
+		if (t_reason)                                                          \
+			snprintf(t_reason, T_REASON_MAX, __VA_ARGS__);                 \
 		exit(1);                                                               \
 	} while (0)
 #define CHECK(cond, ...)                                                               \
@@ -40,6 +47,8 @@ static const char *t_name = "test";
 				__FILE__, __LINE__, #cond);                            \
 			fprintf(stderr, __VA_ARGS__);                                  \
 			fprintf(stderr, "\n");                                        \
+			if (t_reason)                                                  \
+				snprintf(t_reason, T_REASON_MAX, __VA_ARGS__);         \
 			exit(1);                                                       \
 		}                                                                      \
 	} while (0)
@@ -63,6 +72,8 @@ static const char *t_name = "test";
 static inline void skip(const char *why)
 {
 	printf("%s: SKIP: %s\n", t_name, why);
+	if (t_reason)
+		snprintf(t_reason, T_REASON_MAX, "%s", why);
 	exit(77);
 }
 
@@ -201,6 +212,119 @@ static inline void check_pages(const void *p, size_t npages, uint64_t tag, const
 				FAIL("%s: page %zu word %zu holds %" PRIx64 ", want %" PRIx64, what,
 				     i, j, w[j], (uint64_t)(tag * 0x9e3779b97f4a7c15ull + i * 4096 + j));
 	}
+}
+
+/* The one clock of the tests: monotonic seconds. */
+static inline double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*
+ * Named cases: a test with several scenarios defines each with CASE(name) { ... } and
+ * ends main with RUN_CASES(case_a, case_b, ...). Each case runs in a process of its own
+ * (a FAIL or a crash in one does not hide the others, and none inherits another's
+ * threads), printed as "PASS name", "SKIP name: why" or "FAIL name: reason". The exit
+ * code: 1 if any failed, 77 only if every case skipped, else 0. LEAP_CASES="a b" runs
+ * only those. Cases share nothing but what main set up before RUN_CASES (no threads).
+ */
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+struct t_case {
+	const char *name;
+	void (*fn)(void);
+};
+#define CASE(name) static void case_##name(void)
+#define T_CASE_ENTRY_(name) { #name, case_##name }
+/* up to 16 cases per test */
+#define T_ENTRIES_(_1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, N, \
+		   ...)                                                                       \
+	N
+#define RUN_CASES(...) run_cases((const struct t_case[]){ T_CASE_LIST_(__VA_ARGS__) },        \
+				 T_ENTRIES_(__VA_ARGS__, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5,  \
+					    4, 3, 2, 1, 0))
+#define T_CASE_LIST_(...) T_FOREACH_(T_CASE_ENTRY_, __VA_ARGS__)
+#define T_FE1_(m, a) m(a)
+#define T_FE2_(m, a, ...) m(a), T_FE1_(m, __VA_ARGS__)
+#define T_FE3_(m, a, ...) m(a), T_FE2_(m, __VA_ARGS__)
+#define T_FE4_(m, a, ...) m(a), T_FE3_(m, __VA_ARGS__)
+#define T_FE5_(m, a, ...) m(a), T_FE4_(m, __VA_ARGS__)
+#define T_FE6_(m, a, ...) m(a), T_FE5_(m, __VA_ARGS__)
+#define T_FE7_(m, a, ...) m(a), T_FE6_(m, __VA_ARGS__)
+#define T_FE8_(m, a, ...) m(a), T_FE7_(m, __VA_ARGS__)
+#define T_FE9_(m, a, ...) m(a), T_FE8_(m, __VA_ARGS__)
+#define T_FE10_(m, a, ...) m(a), T_FE9_(m, __VA_ARGS__)
+#define T_FE11_(m, a, ...) m(a), T_FE10_(m, __VA_ARGS__)
+#define T_FE12_(m, a, ...) m(a), T_FE11_(m, __VA_ARGS__)
+#define T_FE13_(m, a, ...) m(a), T_FE12_(m, __VA_ARGS__)
+#define T_FE14_(m, a, ...) m(a), T_FE13_(m, __VA_ARGS__)
+#define T_FE15_(m, a, ...) m(a), T_FE14_(m, __VA_ARGS__)
+#define T_FE16_(m, a, ...) m(a), T_FE15_(m, __VA_ARGS__)
+#define T_FOREACH_(m, ...)                                                                    \
+	T_ENTRIES_(__VA_ARGS__, T_FE16_, T_FE15_, T_FE14_, T_FE13_, T_FE12_, T_FE11_, T_FE10_,    \
+		   T_FE9_, T_FE8_, T_FE7_, T_FE6_, T_FE5_, T_FE4_, T_FE3_, T_FE2_, T_FE1_, )      \
+	(m, __VA_ARGS__)
+
+static inline int run_cases(const struct t_case *c, int n)
+{
+	char *reason = mmap(NULL, T_REASON_MAX, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			    -1, 0);
+	if (reason == MAP_FAILED)
+		FAIL("mmap: %s", strerror(errno));
+	const char *only = getenv("LEAP_CASES");
+	int failed = 0, skipped = 0, ran = 0;
+	for (int i = 0; i < n; i++) {
+		if (only && *only) {
+			char pad[256];
+			snprintf(pad, sizeof(pad), " %s ", only);
+			char key[128];
+			snprintf(key, sizeof(key), " %s ", c[i].name);
+			if (!strstr(pad, key))
+				continue;
+		}
+		ran++;
+		reason[0] = 0;
+		fflush(stdout);
+		fflush(stderr);
+		pid_t pid = fork();
+		if (pid < 0)
+			FAIL("fork: %s", strerror(errno));
+		if (pid == 0) {
+			t_reason = reason;
+			c[i].fn();
+			fflush(stdout);
+			exit(0);
+		}
+		int st = 0;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		if (code == 0) {
+			printf("PASS %s\n", c[i].name);
+		} else if (code == 77) {
+			skipped++;
+			printf("SKIP %s: %s\n", c[i].name, reason);
+		} else {
+			failed++;
+			if (!reason[0])
+				snprintf(reason, T_REASON_MAX, "%s %d",
+					 WIFEXITED(st) ? "exit" : "signal",
+					 WIFEXITED(st) ? code : WTERMSIG(st));
+			printf("FAIL %s: %s\n", c[i].name, reason);
+		}
+		fflush(stdout);
+	}
+	munmap(reason, T_REASON_MAX);
+	if (failed)
+		return 1;
+	if (ran && skipped == ran) {
+		printf("%s: SKIP: every case skipped (see above)\n", t_name);
+		return 77;
+	}
+	return 0;
 }
 
 #endif

@@ -4,8 +4,8 @@
  * pageleap.h, so they keep their own copy of what the library keeps for its stalls.
  *
  * Log-scale buckets, four per power of two of nanoseconds: a quantile is the lower bound
- * of its bucket, within 19% of the sample at any scale from nanoseconds to minutes, in a
- * fixed 1 KiB. Invariant: count == sum of b[]; a histogram whose count is 0 is empty,
+ * of its bucket, less than 20% below the sample at any scale from nanoseconds to
+ * minutes, in a fixed 1 KiB. Invariant: count == sum of b[]; a histogram whose count is 0 is empty,
  * whatever its other fields hold (so `h.count = 0` or `= { 0 }` clears it).
  *
  * Thread safety: none. Each writer thread adds to its own histogram; the thread that

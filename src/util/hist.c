@@ -1,8 +1,9 @@
 /*
- * stats.c - latency histograms for writer stalls.
+ * hist.c - latency histograms for writer stalls.
  *
- * Log-scale buckets, four per power of two of nanoseconds, so quantiles are within 19%
- * at any scale from nanoseconds to minutes, in a fixed 1 KiB. Not thread safe: the owner
+ * Log-scale buckets, four per power of two of nanoseconds, so a quantile (its bucket's
+ * lower bound) is less than 20% below the sample at any scale from nanoseconds to
+ * minutes, in a fixed 1 KiB. Not thread safe: the owner
  * (a job, on its worker thread) adds, readers copy under the owner's lock.
  */
 #include "util/util.h"

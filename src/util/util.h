@@ -17,7 +17,7 @@
 #define LEAP_PG ((uint64_t)LEAP_PAGE_SIZE)
 
 /* ------------------------------------------------------------ hist.c */
-/* A latency histogram: 4 buckets per power of two of nanoseconds (within 19%). */
+/* A latency histogram: 4 buckets per power of two of nanoseconds (a bucket's lower bound is less than 20% below any value in it). */
 #define LEAP_HIST_BUCKETS 256
 struct leap__hist {
 	uint64_t count, sum_ns, max_ns;

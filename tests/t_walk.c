@@ -1,10 +1,11 @@
 /*
  * t_walk - the walker framework (src/coord/walk.c) and the region lifetime owner
- * (src/core/lifetime.c), made deterministic with the library's test seams (hook.h): a
+ * (src/core/lifetime.c), made deterministic with the library's test seams (oracle.h's
+ * gate on the extent hook, and the claim-wait hook of hook.h): a
  * user's job is held at its first extent by a gate, so a walker's move over the same
  * range must wait for it; the claim-wait seam tells the test the move is waiting.
  *
- * Cases (each reports PASS/FAIL, all run):
+ * Cases (util.h RUN_CASES: each in its own process, each reported):
  *   waits_for_busy_range  the walker's move waits for the user's job, then finishes:
  *                         nothing failed, the region is one run again, bytes intact.
  *   cancel_while_waiting  a cancel of the walker ends it while its move waits (the
@@ -17,8 +18,7 @@
  * Compaction is the walker used: it runs on one node (banks of one pool).
  * A wait here never decides a result by time: the only timeout (60 s) catches a hang.
  */
-#include "hook.h"
-#include "util.h"
+#include "oracle.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,78 +27,60 @@
 #define NPG 64
 #define HANG_NS (60LL * 1000000000LL)
 
-static int failed, passed;
-
-#define EXPECT(cond, ...)                                                              \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			fprintf(stderr, "  %s:%d: '%s': ", __FILE__, __LINE__, #cond);  \
-			fprintf(stderr, __VA_ARGS__);                                  \
-			fprintf(stderr, "\n");                                        \
-			return 1;                                                      \
-		}                                                                      \
-	} while (0)
-
-/* ------------------------------------------------------------ the gate */
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
-static struct leap_region *g_region; /* hold jobs of this region ... */
-static size_t g_offset;		     /* ... at the extent starting here */
-static bool g_open, g_held, g_waiting;
-
-static void extent_hook(struct leap_job *j, struct leap_region *r, size_t offset)
-{
-	(void)j;
-	pthread_mutex_lock(&g_lock);
-	if (r == g_region && offset == g_offset) {
-		g_held = true;
-		pthread_cond_broadcast(&g_cond);
-		while (!g_open)
-			pthread_cond_wait(&g_cond, &g_lock);
-	}
-	pthread_mutex_unlock(&g_lock);
-}
+/* ------------------------------------------------------------ the claim-wait seam */
+static pthread_mutex_t cw_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cw_cond = PTHREAD_COND_INITIALIZER;
+static struct leap_region *cw_region; /* tell when a claim on this region waits */
+static bool cw_waiting;
 
 static void claim_wait_hook(struct leap_region *r)
 {
-	pthread_mutex_lock(&g_lock);
-	if (r == g_region) {
-		g_waiting = true;
-		pthread_cond_broadcast(&g_cond);
+	pthread_mutex_lock(&cw_lock);
+	if (r == cw_region) {
+		cw_waiting = true;
+		pthread_cond_broadcast(&cw_cond);
 	}
-	pthread_mutex_unlock(&g_lock);
+	pthread_mutex_unlock(&cw_lock);
 }
 
-static void gate_arm(struct leap_region *r, size_t offset)
+/* Hold r's first extent at the gate and watch for claims on r that wait. */
+static void arm(struct leap_region *r)
 {
-	pthread_mutex_lock(&g_lock);
-	g_region = r;
-	g_offset = offset;
-	g_open = g_held = g_waiting = false;
-	pthread_mutex_unlock(&g_lock);
+	pthread_mutex_lock(&cw_lock);
+	cw_region = r;
+	cw_waiting = false;
+	pthread_mutex_unlock(&cw_lock);
+	leap__test_claim_wait_hook = claim_wait_hook;
+	gate_arm(0, r);
 }
 
-static void gate_wait(bool *flag)
+/* Wait until a walker's move on the armed region waits for its claim. */
+static void claim_waits(void)
 {
-	pthread_mutex_lock(&g_lock);
-	while (!*flag)
-		pthread_cond_wait(&g_cond, &g_lock);
-	pthread_mutex_unlock(&g_lock);
-}
-
-static void gate_open(void)
-{
-	pthread_mutex_lock(&g_lock);
-	g_open = true;
-	g_region = NULL;
-	pthread_cond_broadcast(&g_cond);
-	pthread_mutex_unlock(&g_lock);
+	pthread_mutex_lock(&cw_lock);
+	while (!cw_waiting)
+		pthread_cond_wait(&cw_cond, &cw_lock);
+	pthread_mutex_unlock(&cw_lock);
 }
 
 /* ------------------------------------------------------------ fixtures */
 static struct leap_ctx *ctx;
 static struct leap_pool *pool;
 static int node0;
+
+/* Each case's own instance (a case runs in a process of its own). */
+static void setup(void)
+{
+	OK(leap_ctx_new(NULL, &ctx));
+	CHECK(mem_nodes(leap_ctx_topo(ctx), &node0, 1) >= 1, "no node with memory");
+	struct leap_region *probe;
+	OK(leap_region_new(ctx, PG, node0, &probe));
+	int rc = page_leap(probe, leap_region_addr(probe), PG, node0, LEAP_RELOCATE, NULL);
+	leap_region_destroy(&probe);
+	if (rc == -EOPNOTSUPP)
+		skip("no userfaultfd write protection here");
+	OK(leap_pool_get(ctx, node0, &pool));
+}
 
 /* A region of NPG pages on node0, filled with tag, with pages [16, 32) relocated to a
  * second bank: two runs' worth of minority for compaction to gather. */
@@ -119,65 +101,61 @@ static uint64_t runs_of(struct leap_region *r)
 	return s.runs;
 }
 
-static struct leap_progress prog(struct leap_job *j)
-{
-	struct leap_progress p = { .size = sizeof(p) };
-	OK(leap_job_progress(j, &p));
-	return p;
-}
 
 /* ------------------------------------------------------------ cases */
-static int waits_for_busy_range(void)
+CASE(waits_for_busy_range)
 {
+	setup();
 	struct leap_region *r = fragmented(1);
 	char *p = leap_region_addr(r);
-	EXPECT(runs_of(r) == 3, "fragmented: %llu runs", (unsigned long long)runs_of(r));
+	CHECK(runs_of(r) == 3, "fragmented: %llu runs", (unsigned long long)runs_of(r));
 	struct leap_job *uj, *cj;
-	gate_arm(r, 40 * PG);
+	arm(r);
 	OK(page_leap(r, p + 40 * PG, 8 * PG, node0, LEAP_RELOCATE, &uj));
-	gate_wait(&g_held);
+	gate_wait();
 	OK(leap_pool_compact(pool, 0, NULL, &cj));
-	gate_wait(&g_waiting); /* the walker's move waits for the held job's range */
+	claim_waits(); /* the walker's move waits for the held job's range */
 	struct leap_progress cp = prog(cj);
-	EXPECT(cp.state == LEAP_JOB_RUNNING && cp.pages_moved == 0,
+	CHECK(cp.state == LEAP_JOB_RUNNING && cp.pages_moved == 0,
 	       "compaction went on over a busy range: state %d, %llu moved", cp.state,
 	       (unsigned long long)cp.pages_moved);
-	gate_open();
+	gate_release();
 	int64_t ur = leap_job_wait(uj, HANG_NS), cr = leap_job_wait(cj, HANG_NS);
-	EXPECT(ur == 8, "user's job: %lld", (long long)ur);
+	CHECK(ur == 8, "user's job: %lld", (long long)ur);
 	cp = prog(cj);
-	EXPECT(cr >= 16 && cp.pages_failed == 0, "compaction: %lld, %llu failed", (long long)cr,
+	CHECK(cr >= 16 && cp.pages_failed == 0, "compaction: %lld, %llu failed", (long long)cr,
 	       (unsigned long long)cp.pages_failed);
-	EXPECT(runs_of(r) == 1, "after: %llu runs", (unsigned long long)runs_of(r));
+	CHECK(runs_of(r) == 1, "after: %llu runs", (unsigned long long)runs_of(r));
 	check_pages(p, NPG, 1, "after the walk");
 	leap_job_destroy(&uj);
 	leap_job_destroy(&cj);
 	leap_region_destroy(&r);
-	return 0;
+	leap_ctx_destroy(&ctx);
 }
 
-static int cancel_while_waiting(void)
+CASE(cancel_while_waiting)
 {
+	setup();
 	struct leap_region *r = fragmented(2);
 	char *p = leap_region_addr(r);
 	struct leap_job *uj, *cj;
-	gate_arm(r, 40 * PG);
+	arm(r);
 	OK(page_leap(r, p + 40 * PG, 8 * PG, node0, LEAP_RELOCATE, &uj));
-	gate_wait(&g_held);
+	gate_wait();
 	OK(leap_pool_compact(pool, 0, NULL, &cj));
-	gate_wait(&g_waiting);
+	claim_waits();
 	OK(leap_job_cancel(cj));
 	int64_t cr = leap_job_wait(cj, HANG_NS); /* the user's job is still held */
-	EXPECT(cr == -ECANCELED, "compaction: %lld, want -ECANCELED", (long long)cr);
-	EXPECT(prog(cj).pages_moved == 0, "moved %llu", (unsigned long long)prog(cj).pages_moved);
-	EXPECT(prog(uj).state == LEAP_JOB_RUNNING, "the user's job ended: %d", prog(uj).state);
-	gate_open();
-	EXPECT(leap_job_wait(uj, HANG_NS) == 8, "user's job");
+	CHECK(cr == -ECANCELED, "compaction: %lld, want -ECANCELED", (long long)cr);
+	CHECK(prog(cj).pages_moved == 0, "moved %llu", (unsigned long long)prog(cj).pages_moved);
+	CHECK(prog(uj).state == LEAP_JOB_RUNNING, "the user's job ended: %d", prog(uj).state);
+	gate_release();
+	CHECK(leap_job_wait(uj, HANG_NS) == 8, "user's job");
 	check_pages(p, NPG, 2, "after the cancel");
 	leap_job_destroy(&uj);
 	leap_job_destroy(&cj);
 	leap_region_destroy(&r);
-	return 0;
+	leap_ctx_destroy(&ctx);
 }
 
 struct destroyer {
@@ -194,87 +172,60 @@ static void *destroy_main(void *arg)
 	return NULL;
 }
 
-static int destroy_while_waiting(void)
+CASE(destroy_while_waiting)
 {
+	setup();
 	struct leap_region *r = fragmented(3);
 	char *p = leap_region_addr(r);
 	struct leap_job *uj, *cj;
-	gate_arm(r, 40 * PG);
+	arm(r);
 	OK(page_leap(r, p + 40 * PG, 8 * PG, node0, LEAP_RELOCATE, &uj));
-	gate_wait(&g_held);
+	gate_wait();
 	OK(leap_pool_compact(pool, 0, NULL, &cj));
-	gate_wait(&g_waiting);
+	claim_waits();
 	struct destroyer d = { .r = r };
-	EXPECT(pthread_create(&d.t, NULL, destroy_main, &d) == 0, "pthread_create");
+	CHECK(pthread_create(&d.t, NULL, destroy_main, &d) == 0, "pthread_create");
 	/* the destroy ends the waiting move at once: the walk finishes although the destroy
 	 * itself still waits for the user's job, held at the gate */
 	int64_t cr = leap_job_wait(cj, HANG_NS);
-	EXPECT(cr >= 0 && prog(cj).pages_failed == 0, "compaction: %lld, %llu failed",
+	CHECK(cr >= 0 && prog(cj).pages_failed == 0, "compaction: %lld, %llu failed",
 	       (long long)cr, (unsigned long long)prog(cj).pages_failed);
-	EXPECT(!atomic_load(&d.done), "the destroy did not wait for the held job");
-	gate_open();
+	CHECK(!atomic_load(&d.done), "the destroy did not wait for the held job");
+	gate_release();
 	pthread_join(d.t, NULL);
-	EXPECT(leap_job_wait(uj, HANG_NS) == -ECANCELED, "user's job: %lld",
+	CHECK(leap_job_wait(uj, HANG_NS) == -ECANCELED, "user's job: %lld",
 	       (long long)leap_job_wait(uj, 0));
 	leap_job_destroy(&uj);
 	leap_job_destroy(&cj);
-	return 0;
+	leap_ctx_destroy(&ctx);
 }
 
-static int destroy_skips_region(void)
+CASE(destroy_skips_region)
 {
+	setup();
 	/* the walk visits the instance's regions newest first: b, then a */
 	struct leap_region *a = fragmented(4), *b = fragmented(5);
 	struct leap_job *cj;
-	gate_arm(b, 0); /* the walk's move on b, held at its first extent */
+	arm(b); /* the walk's move on b, held at its first extent */
 	OK(leap_pool_compact(pool, 0, NULL, &cj));
-	gate_wait(&g_held);
+	gate_wait();
 	leap_region_destroy(&a); /* not reached yet: skipped, never waited for */
-	gate_open();
+	gate_release();
 	int64_t cr = leap_job_wait(cj, HANG_NS);
 	struct leap_progress cp = prog(cj);
-	EXPECT(cr == 16 && cp.pages_moved == 16 && cp.pages_failed == 0,
+	CHECK(cr == 16 && cp.pages_moved == 16 && cp.pages_failed == 0,
 	       "compaction: %lld, %llu moved, %llu failed (b's 16 pages only)", (long long)cr,
 	       (unsigned long long)cp.pages_moved, (unsigned long long)cp.pages_failed);
-	EXPECT(runs_of(b) == 1, "b: %llu runs", (unsigned long long)runs_of(b));
+	CHECK(runs_of(b) == 1, "b: %llu runs", (unsigned long long)runs_of(b));
 	check_pages(leap_region_addr(b), NPG, 5, "b after the walk");
 	leap_job_destroy(&cj);
 	leap_region_destroy(&b);
-	return 0;
-}
-
-static void run(const char *name, int (*fn)(void))
-{
-	int rc = fn();
-	gate_open(); /* a failed case must not leave a job held */
-	printf("%s %s\n", rc ? "FAIL" : "PASS", name);
-	*(rc ? &failed : &passed) += 1;
+	leap_ctx_destroy(&ctx);
 }
 
 int main(void)
 {
 	t_name = "t_walk";
-	int rc = leap_ctx_new(NULL, &ctx);
-	if (rc)
-		FAIL("leap_ctx_new: %s", leap_strerror(rc));
-	const struct leap_topo *t = leap_ctx_topo(ctx);
-	CHECK(mem_nodes(t, &node0, 1) >= 1, "no node with memory");
-	struct leap_region *probe;
-	OK(leap_region_new(ctx, PG, node0, &probe));
-	rc = page_leap(probe, leap_region_addr(probe), PG, node0, LEAP_RELOCATE, NULL);
-	leap_region_destroy(&probe);
-	if (rc == -EOPNOTSUPP)
-		skip("no userfaultfd write protection here");
-	OK(leap_pool_get(ctx, node0, &pool));
-	leap__test_extent_hook = extent_hook;
-	leap__test_claim_wait_hook = claim_wait_hook;
-	run("waits_for_busy_range", waits_for_busy_range);
-	run("cancel_while_waiting", cancel_while_waiting);
-	run("destroy_while_waiting", destroy_while_waiting);
-	run("destroy_skips_region", destroy_skips_region);
-	leap__test_extent_hook = NULL;
-	leap__test_claim_wait_hook = NULL;
-	leap_ctx_destroy(&ctx);
-	printf("t_walk: note %d cases passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return RUN_CASES(waits_for_busy_range, cancel_while_waiting, destroy_while_waiting,
+			 destroy_skips_region);
 }

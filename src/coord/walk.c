@@ -112,8 +112,8 @@ int leap__walk_start(struct leap_ctx *ctx, const struct leap__walker *ops, void 
 	int rc = w ? 0 : -ENOMEM;
 	if (!rc && flags & ~LEAP_NO_WRITERS)
 		rc = -EINVAL;
-	if (!rc && opts && !(rc = leap__struct_in(&o, sizeof(o), opts, opts->size)))
-		opts = &o;
+	if (!rc)
+		opts = leap__opts_in(&o, sizeof(o), opts, &rc);
 	if (rc) {
 		free(w);
 		if (ops->fini)

@@ -329,8 +329,6 @@ bool leap__job_cancelled(struct leap_job *j);
 void leap__job_absorb(struct leap_job *parent, struct leap_job *child);
 /* Add to a coordinating job's totals (pages found to do, pages failed without a child). */
 void leap__job_add(struct leap_job *j, uint64_t total, uint64_t failed, int error);
-/* The coordinating function ends: set the result from the counters. */
-void leap__job_finish(struct leap_job *j);
 /* Timed waits on a job's condition variable count on this clock, not the wall clock: a
  * wall-clock step (NTP, settimeofday) must neither cut a wait short nor stretch it. */
 #define LEAP_WAIT_CLOCK CLOCK_MONOTONIC

@@ -18,12 +18,10 @@ LEAP_API int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx *
 	struct leap_ctx_options o; /* the caller's, zero-extended to this version's size */
 	if (!out)
 		return -EINVAL;
-	if (opts) {
-		int err = leap__struct_in(&o, sizeof(o), opts, opts->size);
-		if (err)
-			return err;
-		opts = &o;
-	}
+	int err;
+	opts = leap__opts_in(&o, sizeof(o), opts, &err);
+	if (err)
+		return err;
 	struct leap_ctx *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

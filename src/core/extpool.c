@@ -18,12 +18,10 @@ LEAP_API int leap_pool_open(struct leap_ctx *ctx, const char *path, int node,
 	struct leap_pool_options o; /* the caller's, zero-extended to this version's size */
 	if (!ctx || !path || !out)
 		return -EINVAL;
-	if (opts) {
-		int err = leap__struct_in(&o, sizeof(o), opts, opts->size);
-		if (err)
-			return err;
-		opts = &o;
-	}
+	int err;
+	opts = leap__opts_in(&o, sizeof(o), opts, &err);
+	if (err)
+		return err;
 	int kind = opts ? opts->pages : LEAP_PAGES_SMALL;
 	if (kind < 0 || kind >= LEAP_KINDS)
 		return -EINVAL;

@@ -133,6 +133,35 @@ static void account(struct leap_job *j, uint64_t pos, uint64_t n, int rc,
 	pthread_mutex_unlock(&j->lock);
 }
 
+/*
+ * The job is over: its state and result from its counters, the completion callback,
+ * then the waiters. A cancelled job is CANCELLED; one with failed pages (or, for a
+ * coordinating job, any error: a child that could not start) FAILED; else DONE.
+ */
+static void job_end(struct leap_job *j, bool cancelled, bool error_fails)
+{
+	pthread_mutex_lock(&j->lock);
+	struct leap_progress *pr = &j->prog;
+	pr->elapsed_ns = leap__sys_now_ns() - j->t0;
+	if (cancelled) {
+		pr->state = LEAP_JOB_CANCELLED;
+		j->result = -ECANCELED;
+	} else if (pr->pages_failed || (error_fails && pr->error)) {
+		pr->state = LEAP_JOB_FAILED;
+		j->result = pr->error ? pr->error : -EIO;
+	} else {
+		pr->state = LEAP_JOB_DONE;
+		j->result = (int64_t)pr->pages_moved;
+	}
+	pthread_mutex_unlock(&j->lock);
+	if (j->done)
+		j->done(j, j->arg);
+	pthread_mutex_lock(&j->lock);
+	j->finished = true;
+	pthread_cond_broadcast(&j->cond);
+	pthread_mutex_unlock(&j->lock);
+}
+
 /* The job, on its worker thread. */
 static void job_run(void *arg)
 {
@@ -197,26 +226,7 @@ static void job_run(void *arg)
 	leap__unclaim(r, &j->claim); /* from here on the job does not touch the region */
 	pthread_mutex_unlock(&r->lock);
 
-	pthread_mutex_lock(&j->lock);
-	struct leap_progress *pr = &j->prog;
-	pr->elapsed_ns = leap__sys_now_ns() - j->t0;
-	if (cancelled) {
-		pr->state = LEAP_JOB_CANCELLED;
-		j->result = -ECANCELED;
-	} else if (pr->pages_failed) {
-		pr->state = LEAP_JOB_FAILED;
-		j->result = pr->error ? pr->error : -EIO;
-	} else {
-		pr->state = LEAP_JOB_DONE;
-		j->result = (int64_t)pr->pages_moved;
-	}
-	pthread_mutex_unlock(&j->lock);
-	if (j->done)
-		j->done(j, j->arg);
-	pthread_mutex_lock(&j->lock);
-	j->finished = true;
-	pthread_cond_broadcast(&j->cond);
-	pthread_mutex_unlock(&j->lock);
+	job_end(j, cancelled, false);
 	job_unref(j);
 }
 
@@ -275,11 +285,11 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 	uint64_t u = r->unit;
 	uint64_t gmin = u, gmax = LEAP_GRAN_MAX_DEFAULT, target = LEAP_STALL_TARGET_DEFAULT;
 	struct leap_job_options local; /* the caller's, zero-extended to this version's size */
+	int err;
+	o = leap__opts_in(&local, sizeof(local), o, &err);
+	if (err)
+		return err;
 	if (o) {
-		int err = leap__struct_in(&local, sizeof(local), o, o->size);
-		if (err)
-			return err;
-		o = &local;
 		if (o->granularity_min % LEAP_PAGE_SIZE || o->granularity_max % LEAP_PAGE_SIZE)
 			return -EINVAL;
 		gmin = o->granularity_min ? o->granularity_min / LEAP_PG : u;
@@ -478,7 +488,7 @@ static void *spawn_main(void *arg)
 	j->t0 = leap__sys_now_ns();
 	pthread_mutex_unlock(&j->lock);
 	j->fn(j);
-	leap__job_finish(j);
+	job_end(j, atomic_load(&j->cancel), true);
 	job_unref(j);
 	return NULL;
 }
@@ -561,30 +571,6 @@ void leap__job_add(struct leap_job *j, uint64_t total, uint64_t failed, int erro
 	j->prog.pages_done += failed;
 	if (error && !j->prog.error)
 		j->prog.error = error;
-	pthread_mutex_unlock(&j->lock);
-}
-
-void leap__job_finish(struct leap_job *j)
-{
-	pthread_mutex_lock(&j->lock);
-	struct leap_progress *pr = &j->prog;
-	pr->elapsed_ns = leap__sys_now_ns() - j->t0;
-	if (atomic_load(&j->cancel)) {
-		pr->state = LEAP_JOB_CANCELLED;
-		j->result = -ECANCELED;
-	} else if (pr->pages_failed || pr->error) {
-		pr->state = LEAP_JOB_FAILED;
-		j->result = pr->error ? pr->error : -EIO;
-	} else {
-		pr->state = LEAP_JOB_DONE;
-		j->result = (int64_t)pr->pages_moved;
-	}
-	pthread_mutex_unlock(&j->lock);
-	if (j->done)
-		j->done(j, j->arg);
-	pthread_mutex_lock(&j->lock);
-	j->finished = true;
-	pthread_cond_broadcast(&j->cond);
 	pthread_mutex_unlock(&j->lock);
 }
 

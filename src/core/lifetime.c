@@ -128,12 +128,10 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 	struct leap_region_options o; /* the caller's, zero-extended to this version's size */
 	if (!ctx || !out || !length || length % LEAP_PAGE_SIZE)
 		return -EINVAL;
-	if (opts) {
-		int err = leap__struct_in(&o, sizeof(o), opts, opts->size);
-		if (err)
-			return err;
-		opts = &o;
-	}
+	int err;
+	opts = leap__opts_in(&o, sizeof(o), opts, &err);
+	if (err)
+		return err;
 	struct leap_pool *pool = opts ? opts->pool : NULL;
 	int kind = pool ? pool->kind : opts ? opts->pages : LEAP_PAGES_SMALL;
 	if (kind < 0 || kind >= LEAP_KINDS || (pool && (place || nplace || pool->ctx != ctx)) ||

@@ -41,6 +41,12 @@ int leap__struct_in(void *dst, size_t dst_size, const void *src, size_t src_size
 	return 0;
 }
 
+const void *leap__opts_in(void *dst, size_t dst_size, const void *opts, int *err)
+{
+	*err = opts ? leap__struct_in(dst, dst_size, opts, *(const size_t *)opts) : 0;
+	return opts && !*err ? dst : NULL;
+}
+
 int leap__struct_out(void *dst, size_t dst_size, const void *src, size_t src_size)
 {
 	if (dst_size < sizeof(size_t))

@@ -70,6 +70,13 @@ int leap__ivset_gaps_each(const struct leap__ivset *s, uint64_t lo, uint64_t hi,
 int leap__struct_in(void *dst, size_t dst_size, const void *src, size_t src_size);
 
 /*
+ * The options form of leap__struct_in(): opts (NULL for none, else starting with its
+ * size field) read into dst. Returns what the library reads from then on: dst, or NULL
+ * when opts is NULL or on error (*err: 0 or leap__struct_in()'s -errno).
+ */
+const void *leap__opts_in(void *dst, size_t dst_size, const void *opts, int *err);
+
+/*
  * Copy this version's output struct src (src_size bytes) to the caller's dst (dst_size
  * bytes, its own size field): exactly min(dst_size, src_size) bytes, less the size field,
  * which keeps the caller's value. Bytes of dst past src_size are not touched.

@@ -125,11 +125,13 @@ static void in_run(const struct in_spec *s)
 		      s->sz);
 		memcpy(buf, s->full, n);
 		memcpy(buf, &n, sizeof(n));
+		s->snap();
 		s->check(n, s->call(guarded(buf, n)));
 		end();
 	}
 	begin("%s: exact size %zu", s->name, s->sz);
 	memcpy(buf, s->full, s->sz);
+	s->snap();
 	s->check(s->sz, s->call(buf));
 	end();
 
@@ -138,6 +140,7 @@ static void in_run(const struct in_spec *s)
 	memset(buf, 0, sizeof(buf));
 	memcpy(buf, s->full, s->sz);
 	memcpy(buf, &n, sizeof(n));
+	s->snap();
 	s->check(n, s->call(buf));
 	end();
 
@@ -321,7 +324,7 @@ static void leap_check(size_t n, int rc)
 	EXPECT(rc == 0, "returned %d", rc);
 	if (rc)
 		return;
-	int d0 = atomic_load(&dones);
+	int d0 = dones0; /* snapped before the call: the job may be done already */
 	int64_t res = leap_job_wait(made_job, -1);
 	EXPECT(res == (int64_t)(Rlen / PG), "moved %" PRId64, res);
 	struct leap_progress p = { .size = sizeof(p) };
@@ -384,7 +387,7 @@ static void coord_check(size_t n, int rc)
 	EXPECT(rc == 0, "returned %d", rc);
 	if (rc)
 		return;
-	int d0 = atomic_load(&dones);
+	int d0 = dones0; /* snapped before the call: the job may be done already */
 	int64_t res = leap_job_wait(made_job, -1);
 	leap_job_destroy(&made_job);
 	EXPECT(res == 0, "result %" PRId64 " with nothing to move", res);

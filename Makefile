@@ -76,7 +76,7 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(STLIB) | $(B)/tests
 # failure injection: the library's mmap calls go through the test's __wrap_mmap
 $(B)/tests/t_inject $(B)/static/t_inject: TEST_LDFLAGS = -Wl,--wrap=mmap
 # unit tests of the library's pure pieces see its internal headers
-UNIT_TESTS := t_gran t_ivset t_hist
+UNIT_TESTS := t_gran t_ivset t_hist t_runs
 $(UNIT_TESTS:%=$(B)/tests/%) $(UNIT_TESTS:%=$(B)/static/%): TEST_EXTRA = -Isrc
 # the B+-tree of pageleap ycsb is tested on its own
 $(B)/tests/t_btree $(B)/static/t_btree: tools/btree.c tools/btree.h

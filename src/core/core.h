@@ -278,6 +278,16 @@ static inline bool leap__moves(const struct leap__move *m, int slot, int bank)
 		return slot == m->target && bank != m->bank;
 	return slot != m->target || m->relocate;
 }
+/*
+ * The bank the pages of [a, b) that move as mv says go to (pure: reads r's runs). A page
+ * relocating on the target must change bank, so banks that relocating pages are in are
+ * out; a page from another slot has no page on the target, so any other bank is free for
+ * it. Prefer the bank of a neighbour on the target, then that of pages staying in the
+ * range, so the range merges with them into one mapping; else bank 0. -EAGAIN when the
+ * range spans every bank (the caller splits it). pre: r->lock held (region.c)
+ */
+int leap__region_choose_bank(const struct leap_region *r, uint64_t a, uint64_t b,
+			     const struct leap__move *mv);
 int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, const struct leap__move *mv,
 		      struct leap__extent_out *out, struct leap__hist *stalls);
 

@@ -72,48 +72,6 @@ static int plan_pieces(struct plan *pl, uint64_t a, uint64_t b)
 	return 0;
 }
 
-/*
- * The bank the moving pages go to. A page relocating on the target must change slot, so
- * banks that relocating pages are in are out; a page coming from another node has no
- * slot on the target, so any other bank is free for it. Prefer the bank of a neighbour
- * on the target, then that of pages staying in the range, so the range merges with them
- * into one mapping; else bank 0.
- */
-static int choose_bank(struct plan *pl, uint64_t a, uint64_t b)
-{
-	struct leap_region *r = pl->r;
-	if (pl->mv->bank >= 0)
-		return pl->mv->bank; /* compaction: pages in that bank stay, the others join */
-	uint64_t busy = 0;
-	int want[4] = { -1, -1, -1, 0 };
-	for (size_t i = 0; i < pl->npieces; i++) {
-		const struct piece *p = &pl->pieces[i];
-		if (p->slot != pl->target)
-			continue;
-		if (p->move)
-			busy |= UINT64_C(1) << p->bank;
-		else if (want[2] < 0)
-			want[2] = p->bank;
-	}
-	if (a > 0) {
-		const struct leap__run *x = &r->runs[leap__region_find_run(r, a - 1)];
-		if (x->slot == pl->target)
-			want[0] = x->bank;
-	}
-	if (b < r->npages) {
-		const struct leap__run *x = &r->runs[leap__region_find_run(r, b)];
-		if (x->slot == pl->target)
-			want[1] = x->bank;
-	}
-	for (int i = 0; i < 4; i++)
-		if (want[i] >= 0 && !(busy & (UINT64_C(1) << want[i])))
-			return want[i];
-	for (int bank = 0; bank < LEAP_BANKS_MAX; bank++)
-		if (!(busy & (UINT64_C(1) << bank)))
-			return bank;
-	return -EAGAIN; /* the range spans every bank: caller splits it */
-}
-
 /* Group consecutive moving pieces into steps (one copy and one remap each). */
 static void plan_steps(struct plan *pl)
 {
@@ -329,7 +287,7 @@ int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, const struc
 	struct plan pl = { .r = r, .mv = mv, .target = mv->target };
 	int rc = plan_pieces(&pl, a, b);
 	if (!rc) {
-		pl.bank = choose_bank(&pl, a, b);
+		pl.bank = leap__region_choose_bank(r, a, b, mv);
 		if (pl.bank == -EAGAIN) {
 			/* 64 banks in one range: move it in two halves */
 			free(pl.pieces);

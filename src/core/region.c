@@ -114,6 +114,41 @@ void leap__region_release_unused(struct leap_region *r, int slot)
 		}
 }
 
+int leap__region_choose_bank(const struct leap_region *r, uint64_t a, uint64_t b,
+			     const struct leap__move *mv)
+{
+	if (mv->bank >= 0)
+		return mv->bank; /* compaction: pages in that bank stay, the others join */
+	uint64_t busy = 0;
+	int want[4] = { -1, -1, -1, 0 }; /* left neighbour, right neighbour, staying, 0 */
+	for (size_t i = leap__region_find_run(r, a); i < r->nruns && r->runs[i].pg < b; i++) {
+		const struct leap__run *x = &r->runs[i];
+		if (x->slot != mv->target)
+			continue;
+		if (leap__moves(mv, x->slot, x->bank))
+			busy |= UINT64_C(1) << x->bank;
+		else if (want[2] < 0)
+			want[2] = x->bank;
+	}
+	if (a > 0) {
+		const struct leap__run *x = &r->runs[leap__region_find_run(r, a - 1)];
+		if (x->slot == mv->target)
+			want[0] = x->bank;
+	}
+	if (b < r->npages) {
+		const struct leap__run *x = &r->runs[leap__region_find_run(r, b)];
+		if (x->slot == mv->target)
+			want[1] = x->bank;
+	}
+	for (int i = 0; i < 4; i++)
+		if (want[i] >= 0 && !(busy & (UINT64_C(1) << want[i])))
+			return want[i];
+	for (int bank = 0; bank < LEAP_BANKS_MAX; bank++)
+		if (!(busy & (UINT64_C(1) << bank)))
+			return bank;
+	return -EAGAIN; /* the range spans every bank: caller splits it */
+}
+
 static int same_place(const struct leap__run *a, const struct leap__run *b)
 {
 	return a->slot == b->slot && a->bank == b->bank && a->pg + a->n == b->pg;

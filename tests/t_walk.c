@@ -102,6 +102,17 @@ static uint64_t runs_of(struct leap_region *r)
 }
 
 
+/* A user's job on pages [40, 48) of r held at its first extent (*uj), and a compaction
+ * (*cj) whose move over r waits for that range. */
+static void held_and_waiting(struct leap_region *r, struct leap_job **uj, struct leap_job **cj)
+{
+	arm(r);
+	OK(page_leap(r, (char *)leap_region_addr(r) + 40 * PG, 8 * PG, node0, LEAP_RELOCATE, uj));
+	gate_wait();
+	OK(leap_pool_compact(pool, 0, NULL, cj));
+	claim_waits();
+}
+
 /* ------------------------------------------------------------ cases */
 CASE(waits_for_busy_range)
 {
@@ -110,11 +121,7 @@ CASE(waits_for_busy_range)
 	char *p = leap_region_addr(r);
 	CHECK(runs_of(r) == 3, "fragmented: %llu runs", (unsigned long long)runs_of(r));
 	struct leap_job *uj, *cj;
-	arm(r);
-	OK(page_leap(r, p + 40 * PG, 8 * PG, node0, LEAP_RELOCATE, &uj));
-	gate_wait();
-	OK(leap_pool_compact(pool, 0, NULL, &cj));
-	claim_waits(); /* the walker's move waits for the held job's range */
+	held_and_waiting(r, &uj, &cj); /* the walker's move waits for the held range */
 	struct leap_progress cp = prog(cj);
 	CHECK(cp.state == LEAP_JOB_RUNNING && cp.pages_moved == 0,
 	       "compaction went on over a busy range: state %d, %llu moved", cp.state,
@@ -139,11 +146,7 @@ CASE(cancel_while_waiting)
 	struct leap_region *r = fragmented(2);
 	char *p = leap_region_addr(r);
 	struct leap_job *uj, *cj;
-	arm(r);
-	OK(page_leap(r, p + 40 * PG, 8 * PG, node0, LEAP_RELOCATE, &uj));
-	gate_wait();
-	OK(leap_pool_compact(pool, 0, NULL, &cj));
-	claim_waits();
+	held_and_waiting(r, &uj, &cj);
 	OK(leap_job_cancel(cj));
 	int64_t cr = leap_job_wait(cj, HANG_NS); /* the user's job is still held */
 	CHECK(cr == -ECANCELED, "compaction: %lld, want -ECANCELED", (long long)cr);
@@ -176,13 +179,8 @@ CASE(destroy_while_waiting)
 {
 	setup();
 	struct leap_region *r = fragmented(3);
-	char *p = leap_region_addr(r);
 	struct leap_job *uj, *cj;
-	arm(r);
-	OK(page_leap(r, p + 40 * PG, 8 * PG, node0, LEAP_RELOCATE, &uj));
-	gate_wait();
-	OK(leap_pool_compact(pool, 0, NULL, &cj));
-	claim_waits();
+	held_and_waiting(r, &uj, &cj);
 	struct destroyer d = { .r = r };
 	CHECK(pthread_create(&d.t, NULL, destroy_main, &d) == 0, "pthread_create");
 	/* the destroy ends the waiting move at once: the walk finishes although the destroy

@@ -207,9 +207,12 @@ int main(void)
 		const struct jv *r = find(res, name, 0);
 		if (can(me, "page_leap") && memnodes >= 2 && r && !typed(r, "vs_move_pages", J_NUM))
 			BAD("%s (4 KiB pages, 16 MiB, 0 writers): vs_move_pages is not a number", name);
-		/* moving memory that a thread is writing is what page_leap is for: it must run */
+		/* moving memory that a thread is writing is what page_leap is for: the default
+		 * page_leap method (the first with the capability) must run with a writer; the
+		 * fixed-granularity variants may be skipped where a move would crawl (the bench
+		 * skips a row by its measured seconds per move, as in the emulated guests) */
 		if (can(me, "page_leap"))
-			need(res, name, 1, "ok");
+			need(res, name, 1, !strcmp(name, with("page_leap")) ? "ok" : NULL);
 	}
 	const struct jv *pl = find(res, with("page_leap"), 0), *mc = find(res, with("baseline_memcpy"), 0);
 

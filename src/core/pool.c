@@ -346,7 +346,9 @@ int leap__pool_copy_in(struct leap_pool *p, uint64_t off, const void *src, uint6
 			leap__ivset_add(&p->mapped, off, off + n); /* a hint: no room, no harm */
 			pthread_mutex_unlock(&p->lock);
 		}
+		leap__kernel_ordered_begin(); /* the source is write-protected (util.h) */
 		memcpy(dst, s, n * LEAP_PG);
+		leap__kernel_ordered_end();
 		s += n * LEAP_PG;
 		off += n;
 		npages -= n;

@@ -335,8 +335,10 @@ int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off, int
 	int flags = MAP_SHARED | MAP_FIXED | MAP_POPULATE;
 	if (kind == LEAP_PAGES_HUGETLB)
 		flags |= MAP_NORESERVE;
+	leap__kernel_ordered_begin(); /* over write-protected pages (util.h) */
 	void *p = mmap(addr, npages * LEAP_PG, PROT_READ | PROT_WRITE, flags, fd,
 		       (off_t)(pg_off * LEAP_PG));
+	leap__kernel_ordered_end();
 	if (p == MAP_FAILED)
 		return -errno;
 	/* a child of fork() must not keep pool pages the parent will reuse: regions are not

@@ -16,6 +16,45 @@
 /* Bytes per page, as the library's page counts' unit. */
 #define LEAP_PG ((uint64_t)LEAP_PAGE_SIZE)
 
+/*
+ * Accesses that the kernel orders and a thread sanitizer cannot see: the copy of a
+ * write-protected extent, and the remap over it, race with the application's writers
+ * only in TSan's eyes (the writers wait in the kernel until the extent is woken). In a
+ * TSan build they are hidden from it: reported, they were noise at best, and the report
+ * itself could deadlock (it takes TSan's locks while a writer that holds one waits in
+ * the kernel for this very copy). Nothing in other builds.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define LEAP_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define LEAP_TSAN 1
+#endif
+#endif
+#ifdef LEAP_TSAN
+void AnnotateIgnoreReadsBegin(const char *file, int line);
+void AnnotateIgnoreReadsEnd(const char *file, int line);
+void AnnotateIgnoreWritesBegin(const char *file, int line);
+void AnnotateIgnoreWritesEnd(const char *file, int line);
+static inline void leap__kernel_ordered_begin(void)
+{
+	AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+	AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+}
+static inline void leap__kernel_ordered_end(void)
+{
+	AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+	AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+}
+#else
+static inline void leap__kernel_ordered_begin(void)
+{
+}
+static inline void leap__kernel_ordered_end(void)
+{
+}
+#endif
+
 /* ------------------------------------------------------------ hist.c */
 /* A latency histogram: 4 buckets per power of two of nanoseconds (a bucket's lower bound is less than 20% below any value in it). */
 #define LEAP_HIST_BUCKETS 256

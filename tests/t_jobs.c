@@ -256,6 +256,7 @@ CASE(hot_word)
 	struct leap_progress pr = prog(j);
 	say("measured hot word: job took %.3f s, %" PRIu64 " increments exact, %" PRIu64 " waits",
 	    dt, writes, pr.write_faults);
+	oracle_free(&o);
 	leap_job_destroy(&j);
 	teardown(&r);
 }

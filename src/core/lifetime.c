@@ -182,7 +182,7 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 	}
 	for (size_t i = 0; i < nplace && !rc; i++)
 		rc = leap__region_place(r, place[i].offset / LEAP_PG, place[i].length / LEAP_PG,
-				 place[i].node);
+					place[i].node);
 	/* write protection where the kernel has it; without it, jobs need LEAP_NO_WRITERS */
 	if (!rc && leap__ctx_wp(ctx, &r->wp) == 0)
 		rc = leap__wp_register(r->wp, r->base, r->npages);

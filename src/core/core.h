@@ -220,6 +220,30 @@ void leap__region_release(struct leap_region *r);
 /* Give back the windows of slot that no run uses any more (their pages return to the
  * kernel, their offset space to the pool). pre: lock held */
 void leap__region_release_unused(struct leap_region *r, int slot);
+/* Where an extent's pages go. */
+struct leap__move {
+	int target;	/* slot */
+	int bank;	/* compaction: the bank pages in target gather in; else -1 */
+	bool relocate;	/* pages already in target move too (to another bank) */
+	bool protect;	/* write-protect while moving */
+};
+/* Whether a page in (slot, bank) is to move. */
+static inline bool leap__moves(const struct leap__move *m, int slot, int bank)
+{
+	if (m->bank >= 0)
+		return slot == m->target && bank != m->bank;
+	return slot != m->target || m->relocate;
+}
+/*
+ * The bank the pages of [a, b) that move as mv says go to (pure: reads r's runs). A page
+ * relocating on the target must change bank, so banks that relocating pages are in are
+ * out; a page from another slot has no page on the target, so any other bank is free for
+ * it. Prefer the bank of a neighbour on the target, then that of pages staying in the
+ * range, so the range merges with them into one mapping; else bank 0. -EAGAIN when the
+ * range spans every bank (the caller splits it). pre: r->lock held
+ */
+int leap__region_choose_bank(const struct leap_region *r, uint64_t a, uint64_t b,
+			     const struct leap__move *mv);
 /* Make [pg, pg+n) one run on (node, bank) and merge with equal neighbours. */
 int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int node, int bank);
 
@@ -264,30 +288,6 @@ struct leap__extent_out {
  * (then nothing moved, unless even the rollback failed: out->moved tells).
  * pre: r->lock held.
  */
-/* Where an extent's pages go. */
-struct leap__move {
-	int target;	/* slot */
-	int bank;	/* compaction: the bank pages in target gather in; else -1 */
-	bool relocate;	/* pages already in target move too (to another bank) */
-	bool protect;	/* write-protect while moving */
-};
-/* Whether a page in (slot, bank) is to move. */
-static inline bool leap__moves(const struct leap__move *m, int slot, int bank)
-{
-	if (m->bank >= 0)
-		return slot == m->target && bank != m->bank;
-	return slot != m->target || m->relocate;
-}
-/*
- * The bank the pages of [a, b) that move as mv says go to (pure: reads r's runs). A page
- * relocating on the target must change bank, so banks that relocating pages are in are
- * out; a page from another slot has no page on the target, so any other bank is free for
- * it. Prefer the bank of a neighbour on the target, then that of pages staying in the
- * range, so the range merges with them into one mapping; else bank 0. -EAGAIN when the
- * range spans every bank (the caller splits it). pre: r->lock held (region.c)
- */
-int leap__region_choose_bank(const struct leap_region *r, uint64_t a, uint64_t b,
-			     const struct leap__move *mv);
 int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, const struct leap__move *mv,
 		      struct leap__extent_out *out, struct leap__hist *stalls);
 

@@ -59,7 +59,6 @@ struct leap_job {
 	uint64_t sa, sb; /* the range asked for (status[] covers it); a THP huge page cut
 			    by it may widen [a, b) */
 	struct leap__move mv;
-	uint64_t unit;	 /* the region's pages per huge page */
 	struct leap__gran gran; /* worker thread only, after init */
 	int *status;
 	void (*done)(struct leap_job *, void *);
@@ -186,8 +185,8 @@ static void job_run(void *arg)
 			break;
 		}
 		uint64_t n = j->b - pos < g ? j->b - pos : g;
-		if (pos % j->unit && n > j->unit - pos % j->unit)
-			n = j->unit - pos % j->unit; /* the split head of a THP range */
+		if (pos % r->unit && n > r->unit - pos % r->unit)
+			n = r->unit - pos % r->unit; /* the split head of a THP range */
 		struct leap__extent_out o = { 0 };
 		struct leap__hist h;
 		h.count = 0;
@@ -246,7 +245,7 @@ static bool take_whole(unsigned flags, uint64_t k)
 
 static void round_thp(struct leap_job *j, unsigned flags, uint64_t *whole, uint64_t *split)
 {
-	uint64_t u = j->unit, a = j->a, b = j->b;
+	uint64_t u = j->r->unit, a = j->a, b = j->b;
 	uint64_t ha = a / u * u, hz = (b - 1) / u * u; /* first and last huge page touched */
 	if (ha == hz) {
 		if (a % u || b % u) { /* one huge page, cut */
@@ -316,7 +315,6 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 	j->r = r;
 	j->a = j->sa = (a - base) / LEAP_PG;
 	j->b = j->sb = j->a + len / LEAP_PG;
-	j->unit = u;
 	j->mv = (struct leap__move){ .target = -1, .bank = -1,
 				     .relocate = flags & LEAP_RELOCATE,
 				     .protect = !(flags & LEAP_NO_WRITERS) };

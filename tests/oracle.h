@@ -322,6 +322,8 @@ static inline long gate_seen(void)
 
 /*
  * A thread that calls something which must block (a destroy waiting for a held job):
+ * the check "it has not returned" can only pass wrongly, never fail wrongly, so the
+ * /proc heuristic below is safe for that direction; the other direction uses finishes().
  * blocked_call() runs fn(arg) on a new thread and returns once that thread sleeps in the
  * kernel (its /proc state is S or D: it waits, having done what comes before the wait).
  * blocked_join() then joins it.
@@ -369,6 +371,23 @@ static inline void blocked_call(struct blocked_call *b, void (*fn)(void *), void
 static inline void blocked_join(struct blocked_call *b)
 {
 	pthread_join(b->th, NULL);
+}
+
+/*
+ * For a call that must NOT wait for what the test holds (a destroy of a region the held
+ * walk has not reached): runs fn(arg) on a thread and returns 1 once it returned. A call
+ * that waited for the held job would never return while the test holds it, so the
+ * deadline (ORACLE_HANG_S) only turns that hang into a failure (0); it judges no speed.
+ */
+#define ORACLE_HANG_S 60
+static inline int finishes(void (*fn)(void *), void *arg)
+{
+	struct blocked_call b = { .fn = fn, .arg = arg };
+	CHECK(pthread_create(&b.th, NULL, blocked_main, &b) == 0, "pthread_create");
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl); /* pthread_timedjoin_np's clock */
+	dl.tv_sec += ORACLE_HANG_S;
+	return pthread_timedjoin_np(b.th, NULL, &dl) == 0;
 }
 
 #endif

@@ -256,13 +256,10 @@ int main(void)
 	struct leap_region **victim = held == r ? &r2 : &r;
 	char *xp = held == r ? p : p2;
 	uint64_t xtag = held == r ? 7 : 8;
-	struct blocked_call bc;
 	t0 = now();
-	blocked_call(&bc, destroy_fn, victim);
-	CHECK(atomic_load(&bc.done),
+	CHECK(finishes(destroy_fn, victim),
 	      "leap_region_destroy() of a region the walk had still to reach blocked while the "
 	      "job was held in the other region: it waits for the walk, not one extent");
-	blocked_join(&bc);
 	double t_destroy = now() - t0;
 	CHECK(*victim == NULL, "destroy did not clear the handle");
 	CHECK(prog(j).state < LEAP_JOB_DONE, "the held job ended");

@@ -353,13 +353,10 @@ static void several_nodes(void)
 	int x = gate_region() == d[1];
 	CHECK(gate_region() == d[x], "held in a region of neither");
 	struct leap_progress at_destroy = prog(j);
-	struct blocked_call bc;
 	t0 = now();
-	blocked_call(&bc, destroy_fn, &d[!x]);
-	CHECK(atomic_load(&bc.done),
+	CHECK(finishes(destroy_fn, &d[!x]),
 	      "leap_region_destroy() of a region the evacuation had still to reach blocked while "
 	      "the job was held in the other region: it waits for the walk, not one extent");
-	blocked_join(&bc);
 	double t_destroy = now() - t0;
 	CHECK(d[!x] == NULL, "destroy did not clear the handle");
 	CHECK(prog(j).state < LEAP_JOB_DONE, "the held job ended");

@@ -12,7 +12,7 @@
 #   make install PREFIX=/usr/local
 # Out of tree: make B=/path/to/builddir
 
-VERSION := 0.1.0
+VERSION := 0.2.0
 SOVER := 0
 B ?= build
 CC ?= cc

@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 #define LEAP_VERSION_MAJOR 0
-#define LEAP_VERSION_MINOR 1
+#define LEAP_VERSION_MINOR 2
 #define LEAP_VERSION_PATCH 0
 
 /* The page size page_leap() works in (bytes). Addresses and lengths must be multiples. */
@@ -266,6 +266,10 @@ struct leap_region_stats {
 	uint64_t huge_splits;	/* THP cut by page_leap() ranges and split (counted when
 				   the job starts) */
 	uint64_t huge_whole;	/* THP cut by page_leap() ranges and taken whole (idem) */
+	/* (added in 0.2) */
+	uint64_t io_declared;	/* leap_io_begin() declarations in force now */
+	uint64_t io_waits;	/* times a move waited for declared device I/O to end */
+	uint64_t io_skipped;	/* pages a move left in place because they were busy */
 };
 
 /* Snapshot of the region's counters. MT-Safe. */
@@ -287,6 +291,10 @@ int leap_region_stats(struct leap_region *region, struct leap_region_stats *st);
 #define LEAP_HUGE_WHOLE 0x4u
 #define LEAP_HUGE_SPLIT 0x8u
 #define LEAP_HUGE_WHOLE_MIN_PAGES 64u
+/* Pages declared busy for device I/O (leap_io_begin()) are left where they are and
+ * reported (status[] -EBUSY, pages_failed, result -EBUSY), like move_pages(2)'s busy
+ * pages, instead of waited for. */
+#define LEAP_SKIP_BUSY 0x10u
 
 /* Job states. */
 enum leap_job_state {
@@ -333,6 +341,10 @@ struct leap_progress {
 	int worker_cpu;		   /* CPU the job ran on (-1 before it starts) */
 	uint64_t retries;	   /* extents tried again at half the size after finding no
 				      room in the target pool */
+	/* (added in 0.2) */
+	uint64_t io_waits;	   /* times the job waited for declared device I/O to end */
+	uint64_t io_skipped;	   /* pages left in place because they were busy (also in
+				      pages_failed) */
 };
 
 /*
@@ -360,6 +372,10 @@ struct leap_progress {
  *   -ENOMEM  the target pool is at its cap, or the kernel is out of memory: the pages
  *            concerned stay whole on their old node, and are reported (pages_failed,
  *            status[]); the rest of the range still moves
+ *   -EBUSY   pages declared busy for device I/O with LEAP_IO_LONGTERM, or any declared
+ *            pages with LEAP_SKIP_BUSY, stay where they are (see leap_io_begin()); the
+ *            rest of the range still moves. Without LEAP_SKIP_BUSY the job waits for
+ *            other declared pages to be released, then moves them.
  *
  * Thread safety: MT-Safe. Jobs on disjoint ranges of one region may run at once.
  */
@@ -386,7 +402,7 @@ int page_leap_pool(struct leap_region *region, void *addr, size_t len, struct le
  * total = pages on node when the evacuation starts) and can be cancelled; the result
  * counts pages moved. Regions created during the evacuation are not included. Pages
  * that no node has room for fail with -ENOMEM and stay (progress: pages_failed).
- * flags: LEAP_NO_WRITERS. -ENODEV for an unknown node or one without memory. MT-Safe.
+ * flags: LEAP_NO_WRITERS, LEAP_SKIP_BUSY. -ENODEV for an unknown node or one without memory. MT-Safe.
  */
 int leap_node_evacuate(struct leap_ctx *ctx, int node, unsigned flags,
 		       const struct leap_job_options *opts, struct leap_job **job);
@@ -399,10 +415,50 @@ int leap_node_evacuate(struct leap_ctx *ctx, int node, unsigned flags,
  * page_leap()'s guarantees (writers wait for one extent at most, nothing is lost).
  * Afterwards each stretch of a region's pages in the pool is one kernel mapping, and the
  * slots it left are large free extents (leap_pool_stats: largest_free_bytes). job and
- * flags as for page_leap() (LEAP_NO_WRITERS); the result counts pages moved. MT-Safe.
+ * flags as for page_leap() (LEAP_NO_WRITERS, LEAP_SKIP_BUSY); the result counts pages moved. MT-Safe.
  */
 int leap_pool_compact(struct leap_pool *pool, unsigned flags, const struct leap_job_options *opts,
 		      struct leap_job **job);
+
+/* ---------------------------------------------------------------- device I/O */
+
+/*
+ * What reaches a region's pages during a move. A CPU write, and every copy the kernel
+ * makes on the program's behalf through its page tables (read(2), recv(2), buffered
+ * file I/O, io_uring reads into plain buffers through them), reaches the region's
+ * current pages: during a move it waits like any writer. A transfer that works on
+ * physical pages does not: an O_DIRECT read or write, an io_uring request on a
+ * registered buffer, RDMA, vfio. The kernel pins the pages when the request is
+ * submitted (a registered buffer when it is registered) and the transfer uses those
+ * pages until it ends, whatever the region maps meanwhile. A move in between detaches
+ * them: a read then lands in the old page and never reaches the region; a registered
+ * buffer keeps sending and receiving the old pages. The kernel does not show user space
+ * which pages are pinned (see pageleap(7)), so the program declares them:
+ *
+ * leap_io_begin() declares [addr, addr+len) busy for device I/O, rounded out to pages
+ * (to huge pages in a huge-page region): no part of it moves until the matching
+ * leap_io_end(). Call it before submitting the I/O or registering the buffer, and
+ * leap_io_end() once the I/O completed or the buffer was unregistered. leap_io_begin()
+ * waits at most for the extent being moved at that moment (as a writer would). A move
+ * that reaches a busy page waits until it is released, then moves it; with
+ * LEAP_SKIP_BUSY, and always for a LEAP_IO_LONGTERM declaration, it leaves the page where
+ * it is and reports it (status[] -EBUSY, pages_failed, io_skipped; the job's result
+ * -EBUSY). Declarations may overlap and repeat; each leap_io_begin() is ended by one
+ * leap_io_end() with the same addr, len and flags. Destroying the region drops them.
+ *
+ * Direct writes (memory to device) need no declaration: a move never changes or reuses
+ * the old page for anything but the same page of the same region, so the transfer sends
+ * the data the buffer held when it was submitted.
+ *
+ * Errors (nothing changes): -EINVAL (NULL region, len 0, unknown flags; for
+ * leap_io_end(), no such declaration in force), -EFAULT (the range is not inside the
+ * region), -ENOMEM. MT-Safe.
+ */
+/* The declaration lasts an open-ended time (an io_uring registered buffer, an RDMA memory
+ * region): moves skip its pages instead of waiting for them. */
+#define LEAP_IO_LONGTERM 0x1u
+int leap_io_begin(struct leap_region *region, const void *addr, size_t len, unsigned flags);
+int leap_io_end(struct leap_region *region, const void *addr, size_t len, unsigned flags);
 
 /*
  * Wait until the job ends or timeout_ns passes (negative: no limit). Returns the job's

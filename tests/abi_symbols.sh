@@ -15,7 +15,7 @@ grep -ho '^LEAP_API[^(]*(' "$@" | sed -E 's/.*[^A-Za-z0-9_]([A-Za-z_][A-Za-z0-9_
 	sort >"$tmp.api"
 # the names between "global:" and "local:", comments and blank lines aside
 sed -e 's,/\*.*\*/,,' "$map" | awk '/\/\*/ { c = 1 } c { if (/\*\//) c = 0; next }
-	/global:/ { g = 1; next } /local:/ { g = 0 } g' | tr -d ' \t;' | grep -v '^$' |
+	/global:/ { g = 1; next } /local:/ || /^[ \t]*}/ { g = 0 } g' | tr -d ' \t;' | grep -v '^$' |
 	sort >"$tmp.map"
 nm -D --defined-only "$lib" | awk '$2 != "A" { sub(/@.*/, "", $3); print $3 }' |
 	sort >"$tmp.so"

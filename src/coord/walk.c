@@ -26,6 +26,7 @@ struct leap__walk {
 	void *arg;
 	struct leap_job *job; /* the coordinating job */
 	bool protect;
+	bool skip_busy;
 	bool has_opts;
 	struct leap_job_options opts;
 	struct leap_region **held; /* NULL where let go */
@@ -55,7 +56,8 @@ void leap__walk_add(struct leap__walk *w, uint64_t total, uint64_t failed, int e
 int leap__walk_move(struct leap__walk *w, struct leap_region *r, uint64_t a, uint64_t b,
 		    int target, int bank)
 {
-	struct leap__move mv = { .target = target, .bank = bank, .protect = w->protect };
+	struct leap__move mv = { .target = target, .bank = bank, .protect = w->protect,
+				  .skip_busy = w->skip_busy };
 	struct leap_job *child;
 	int rc = leap__job_submit(w->job, r, a, b, &mv, w->has_opts ? &w->opts : NULL, &child);
 	if (rc)
@@ -110,7 +112,7 @@ int leap__walk_start(struct leap_ctx *ctx, const struct leap__walker *ops, void 
 	struct leap__walk *w = calloc(1, sizeof(*w));
 	struct leap_job_options o; /* the caller's, zero-extended to this version's size */
 	int rc = w ? 0 : -ENOMEM;
-	if (!rc && flags & ~LEAP_NO_WRITERS)
+	if (!rc && flags & ~(LEAP_NO_WRITERS | LEAP_SKIP_BUSY))
 		rc = -EINVAL;
 	if (!rc)
 		opts = leap__opts_in(&o, sizeof(o), opts, &rc);
@@ -124,6 +126,7 @@ int leap__walk_start(struct leap_ctx *ctx, const struct leap__walker *ops, void 
 	w->ops = ops;
 	w->arg = arg;
 	w->protect = !(flags & LEAP_NO_WRITERS);
+	w->skip_busy = flags & LEAP_SKIP_BUSY;
 	if (opts) {
 		w->has_opts = true;
 		w->opts = *opts;

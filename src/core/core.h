@@ -24,6 +24,8 @@
  *   granularity  the extent size a job uses now, chosen by the controller (gran.c).
  *   claim        a job's hold on a range of a region: claims never overlap (lifetime.c).
  *   walker       a coordinating job that visits every region of an instance (coord/).
+ *   declaration  a range of a region the program does device I/O on (leap_io_begin):
+ *                no extent moves it while it is in force (io.c).
  *
  * Invariants (under region->lock): the runs are sorted, disjoint and cover [0, npages);
  * for every pool, used <= alloc and used == the pages of the runs in its windows.
@@ -192,6 +194,9 @@ struct leap_region {
 	struct leap__claim *claims;	 /* under lock: ranges held by jobs, disjoint */
 	pthread_cond_t claims_cond;	 /* a claim ended, the region is dying, or a cancel */
 	struct leap_region *ctx_next;	 /* under ctx->lock: the instance's list */
+	/* io.c owns these (under lock): device I/O declared with leap_io_begin() */
+	struct leap__io *io;
+	size_t nio, io_cap;
 };
 /* Take r->lock for a caller of the API, counted in lock_arrivals and lock_served. */
 void leap__region_lock(struct leap_region *r);
@@ -226,6 +231,7 @@ struct leap__move {
 	int bank;	/* compaction: the bank pages in target gather in; else -1 */
 	bool relocate;	/* pages already in target move too (to another bank) */
 	bool protect;	/* write-protect while moving */
+	bool skip_busy;	/* leave pages declared for device I/O, do not wait (io.c) */
 };
 /* Whether a page in (slot, bank) is to move. */
 static inline bool leap__moves(const struct leap__move *m, int slot, int bank)
@@ -246,6 +252,24 @@ int leap__region_choose_bank(const struct leap_region *r, uint64_t a, uint64_t b
 			     const struct leap__move *mv);
 /* Make [pg, pg+n) one run on (node, bank) and merge with equal neighbours. */
 int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int node, int bank);
+
+/* ------------------------------------------------------------ io.c */
+/* One device I/O declaration: pages [a, b) (whole huge pages), its flags, how many times
+ * it was made. */
+struct leap__io {
+	uint64_t a, b;
+	unsigned flags; /* LEAP_IO_* */
+	unsigned count;
+};
+/* What leap__io_busy() found in [a, b): the first declared page lo (b if none); when
+ * that is a itself, whether a declaration holding it is long-term, and next, the first
+ * page after a where the answer may change. */
+struct leap__busy {
+	uint64_t lo, next;
+	bool longterm;
+};
+/* Whether any page of [a, b) is declared busy. pre: r->lock held */
+bool leap__io_busy(const struct leap_region *r, uint64_t a, uint64_t b, struct leap__busy *out);
 
 /* ------------------------------------------------------------ lifetime.c */
 /* A job's hold on pages [a, b) of a region; a region's claims never overlap. cancel is

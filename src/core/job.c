@@ -52,6 +52,9 @@
  * the job's thread before each extent, with the extent's first byte offset in the
  * region, so a test can hold a job at a known point instead of racing it. */
 void (*leap__test_extent_hook)(struct leap_job *j, struct leap_region *r, size_t offset);
+/* Test seam: called under r->lock just before a job starts waiting for declared device
+ * I/O to end (io.c), so a test knows the job waits. */
+void (*leap__test_io_wait_hook)(struct leap_region *r);
 
 struct leap_job {
 	struct leap_region *r;
@@ -69,6 +72,7 @@ struct leap_job {
 	atomic_int refs;
 	atomic_bool cancel;
 	struct leap__claim claim; /* its range on the region, while it may touch it */
+	bool io_waiting;	  /* under lock: waiting for declared device I/O (io.c) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* signalled when the job ends */
@@ -88,31 +92,41 @@ static void job_unref(struct leap_job *j)
 	free(j);
 }
 
-/* Record what one extent did, for progress and the per-page status. pre: r->lock held */
-static void account(struct leap_job *j, uint64_t pos, uint64_t n, int rc,
-		    const struct leap__extent_out *o, uint64_t gran, const struct leap__hist *h)
+/*
+ * The per-page status of [pos, end) after an extent: pages before fail_from moved; from
+ * there on a page failed (status rc) if it was to move: it is not in the target, or it
+ * was to be relocated (then it is still on its old pages). Returns the pages that failed.
+ * pre: r->lock held
+ */
+static uint64_t mark(struct leap_job *j, uint64_t pos, uint64_t fail_from, uint64_t end, int rc)
 {
 	struct leap_region *r = j->r;
 	uint64_t failed = 0;
 	int node = leap__slot_node(r, j->mv.target);
 	if (j->status)
-		for (uint64_t q = pos; q < o->fail_from; q++)
+		for (uint64_t q = pos; q < fail_from; q++)
 			if (q >= j->sa && q < j->sb)
 				j->status[q - j->sa] = node;
-	/* from fail_from on, a page failed if it was to move: it is not in the target, or it
-	 * was to be relocated (then it is still on its old pages) */
-	for (uint64_t p = o->fail_from; p < pos + n;) {
+	for (uint64_t p = fail_from; p < end;) {
 		const struct leap__run *x = &r->runs[leap__region_find_run(r, p)];
-		uint64_t end = x->pg + x->n < pos + n ? x->pg + x->n : pos + n;
+		uint64_t e = x->pg + x->n < end ? x->pg + x->n : end;
 		bool ok = !leap__moves(&j->mv, x->slot, x->bank) && !j->mv.relocate;
 		if (!ok)
-			failed += end - p;
+			failed += e - p;
 		if (j->status)
-			for (uint64_t q = p; q < end; q++)
+			for (uint64_t q = p; q < e; q++)
 				if (q >= j->sa && q < j->sb)
 					j->status[q - j->sa] = ok ? node : rc;
-		p = end;
+		p = e;
 	}
+	return failed;
+}
+
+/* Record what one extent did, for progress and the per-page status. pre: r->lock held */
+static void account(struct leap_job *j, uint64_t pos, uint64_t n, int rc,
+		    const struct leap__extent_out *o, uint64_t gran, const struct leap__hist *h)
+{
+	uint64_t failed = mark(j, pos, o->fail_from, pos + n, rc);
 	pthread_mutex_lock(&j->lock);
 	struct leap_progress *pr = &j->prog;
 	pr->pages_done += n;
@@ -161,6 +175,68 @@ static void job_end(struct leap_job *j, bool cancelled, bool error_fails)
 	pthread_mutex_unlock(&j->lock);
 }
 
+/* Pages [pos, end) are declared busy and stay where they are: those that were to move
+ * failed with -EBUSY. pre: r->lock held */
+static void account_busy(struct leap_job *j, uint64_t pos, uint64_t end)
+{
+	uint64_t failed = mark(j, pos, pos, end, -EBUSY);
+	j->r->st.io_skipped += failed;
+	pthread_mutex_lock(&j->lock);
+	j->prog.pages_done += end - pos;
+	j->prog.pages_failed += failed;
+	j->prog.io_skipped += failed;
+	if (failed && !j->prog.error)
+		j->prog.error = -EBUSY;
+	pthread_mutex_unlock(&j->lock);
+}
+
+/*
+ * Wait until page pos is no longer declared busy, or the job is cancelled (a cancel, or
+ * the region's destroy, wakes claims_cond). pre: r->lock held (released while waiting)
+ */
+static void wait_io(struct leap_job *j, uint64_t pos)
+{
+	struct leap_region *r = j->r;
+	struct leap__busy bz;
+	pthread_mutex_lock(&j->lock);
+	j->io_waiting = true; /* leap_job_cancel() wakes us */
+	j->prog.io_waits++;
+	pthread_mutex_unlock(&j->lock);
+	r->st.io_waits++;
+	if (leap__test_io_wait_hook)
+		leap__test_io_wait_hook(r);
+	while (!atomic_load(&j->cancel) && leap__io_busy(r, pos, pos + 1, &bz))
+		pthread_cond_wait(&r->claims_cond, &r->lock);
+	pthread_mutex_lock(&j->lock);
+	j->io_waiting = false;
+	pthread_mutex_unlock(&j->lock);
+}
+
+/*
+ * Fit the extent [pos, pos + *n) around declared device I/O. Returns 0 to move it (cut
+ * short before the first busy page), 1 when pos itself is busy and was dealt with: its
+ * pages skipped (*skip_to: where to go on) or waited for (*skip_to == pos: look again).
+ * pre: r->lock held
+ */
+static int fit_busy(struct leap_job *j, uint64_t pos, uint64_t *n, uint64_t *skip_to)
+{
+	struct leap__busy bz;
+	if (!leap__io_busy(j->r, pos, pos + *n, &bz))
+		return 0;
+	if (bz.lo > pos) {
+		*n = bz.lo - pos;
+		return 0;
+	}
+	if (bz.longterm || j->mv.skip_busy) {
+		*skip_to = bz.next < j->b ? bz.next : j->b;
+		account_busy(j, pos, *skip_to);
+	} else {
+		wait_io(j, pos);
+		*skip_to = pos;
+	}
+	return 1;
+}
+
 /* The job, on its worker thread. */
 static void job_run(void *arg)
 {
@@ -191,6 +267,12 @@ static void job_run(void *arg)
 		struct leap__hist h;
 		h.count = 0;
 		pthread_mutex_lock(&r->lock);
+		uint64_t skip_to;
+		if (fit_busy(j, pos, &n, &skip_to)) {
+			pthread_mutex_unlock(&r->lock);
+			pos = skip_to;
+			continue;
+		}
 		uint64_t t0 = leap__sys_now_ns();
 		int rc = leap__extent_move(r, pos, pos + n, &j->mv, &o, &h);
 		uint64_t ns = leap__sys_now_ns() - t0;
@@ -277,7 +359,8 @@ static void round_thp(struct leap_job *j, unsigned flags, uint64_t *whole, uint6
 static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_t len,
 		    unsigned flags, const struct leap_job_options *o)
 {
-	const unsigned known = LEAP_RELOCATE | LEAP_NO_WRITERS | LEAP_HUGE_WHOLE | LEAP_HUGE_SPLIT;
+	const unsigned known = LEAP_RELOCATE | LEAP_NO_WRITERS | LEAP_HUGE_WHOLE | LEAP_HUGE_SPLIT |
+			       LEAP_SKIP_BUSY;
 	if ((flags & ~known) || len == 0 || (uintptr_t)addr % LEAP_PAGE_SIZE ||
 	    len % LEAP_PAGE_SIZE || (flags & LEAP_HUGE_WHOLE && flags & LEAP_HUGE_SPLIT))
 		return -EINVAL;
@@ -317,7 +400,8 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 	j->b = j->sb = j->a + len / LEAP_PG;
 	j->mv = (struct leap__move){ .target = -1, .bank = -1,
 				     .relocate = flags & LEAP_RELOCATE,
-				     .protect = !(flags & LEAP_NO_WRITERS) };
+				     .protect = !(flags & LEAP_NO_WRITERS),
+				     .skip_busy = flags & LEAP_SKIP_BUSY };
 	leap__gran_init(&j->gran, u, gmin, gmax, target);
 	if (o) {
 		j->status = o->status;
@@ -547,6 +631,8 @@ void leap__job_absorb(struct leap_job *p, struct leap_job *c)
 	pr->extents += cp.extents;
 	pr->write_faults += cp.write_faults;
 	pr->retries += cp.retries;
+	pr->io_waits += cp.io_waits;
+	pr->io_skipped += cp.io_skipped;
 	pr->granularity = cp.granularity;
 	if (cp.granularity_min_seen &&
 	    (!pr->granularity_min_seen || cp.granularity_min_seen < pr->granularity_min_seen))
@@ -639,6 +725,10 @@ LEAP_API int leap_job_cancel(struct leap_job *j)
 	if (j->child) {
 		atomic_store(&j->child->cancel, true);
 		kick = j->child->r;
+		leap__region_ref(kick);
+	} else if (j->io_waiting) {
+		/* waiting for declared I/O, on claims_cond: its claim keeps the region alive */
+		kick = j->r;
 		leap__region_ref(kick);
 	}
 	pthread_mutex_unlock(&j->lock);

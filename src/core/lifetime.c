@@ -36,6 +36,7 @@ static void region_free(struct leap_region *r)
 {
 	pthread_cond_destroy(&r->claims_cond);
 	pthread_mutex_destroy(&r->lock);
+	free(r->io);
 	leap__ctx_unref(r->ctx);
 	free(r);
 }

@@ -75,6 +75,8 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(STLIB) | $(B)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) $(LIBS)
 # failure injection: the library's mmap calls go through the test's __wrap_mmap
 $(B)/tests/t_inject $(B)/static/t_inject: TEST_LDFLAGS = -Wl,--wrap=mmap
+# io_uring (liburing) drives the device I/O test
+$(B)/tests/t_dio $(B)/static/t_dio: TEST_LDFLAGS = -luring
 # unit tests of the library's pure pieces see its internal headers
 UNIT_TESTS := t_gran t_ivset t_hist t_runs
 $(UNIT_TESTS:%=$(B)/tests/%) $(UNIT_TESTS:%=$(B)/static/%): TEST_EXTRA = -Isrc

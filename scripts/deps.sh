@@ -3,7 +3,7 @@
 # Idempotent and quiet when everything is already there (no apt-get update then).
 set -euo pipefail
 pkgs=(build-essential clang libnuma-dev numactl qemu-system-x86 busybox-static cpio gzip
-      gnuplot-nox)
+      gnuplot-nox liburing-dev fio)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -222,6 +222,51 @@ CASE(waits_for_io)
 	teardown(&r);
 }
 
+/* A long-term declaration made while a job waits at the page ends the wait: the job
+ * skips the page, as it would have had the declaration been there first. */
+CASE(longterm_during_wait)
+{
+	struct leap_region *r = setup();
+	leap__test_io_wait_hook = io_wait_hook;
+	OK(leap_io_begin(r, pg(r, 16), 16 * PG, 0));
+	int st[64];
+	struct leap_job_options o = fixed16;
+	o.status = st;
+	struct leap_job *j;
+	OK(page_leap_opts(r, pg(r, 0), 64 * PG, far, LEAP_RELOCATE, &o, &j));
+	await_io_wait(1);
+	OK(leap_io_begin(r, pg(r, 16), 16 * PG, LEAP_IO_LONGTERM));
+	CHECK(leap_job_wait(j, -1) == -EBUSY, "the job did not skip the long-term pages");
+	leap_job_destroy(&j);
+	for (int i = 0; i < 64; i++)
+		CHECK(st[i] == (i >= 16 && i < 32 ? -EBUSY : far), "status[%d] = %d", i, st[i]);
+	OK(leap_io_end(r, pg(r, 16), 16 * PG, LEAP_IO_LONGTERM));
+	OK(leap_io_end(r, pg(r, 16), 16 * PG, 0));
+	check_pages(leap_region_addr(r), RNP, 1, "contents");
+	teardown(&r);
+}
+
+static void move_home(void *a)
+{
+	struct leap_region *r = a;
+	OK(page_leap(r, leap_region_addr(r), RLEN, home, 0, NULL));
+}
+
+/* Declared pages that would not move anyway (already on the target) are passed by: no
+ * wait, no failure. */
+CASE(busy_on_target_passed)
+{
+	struct leap_region *r = setup();
+	OK(leap_io_begin(r, pg(r, 16), 16 * PG, 0));
+	CHECK(finishes(move_home, r), "a move waited for declared pages it had nothing to do "
+				      "with");
+	struct leap_region_stats st = rstats(r);
+	CHECK(st.io_waits == 0 && st.io_skipped == 0, "waits %llu skipped %llu",
+	      (unsigned long long)st.io_waits, (unsigned long long)st.io_skipped);
+	OK(leap_io_end(r, pg(r, 16), 16 * PG, 0));
+	teardown(&r);
+}
+
 static void destroy_region(void *a)
 {
 	leap_region_destroy(a);
@@ -626,8 +671,8 @@ CASE(odirect_writes_undeclared)
 int main(void)
 {
 	t_name = "t_dio";
-	return RUN_CASES(bad_input, skip_busy, longterm_skipped, waits_for_io,
-			 wait_ends_on_cancel_and_destroy, evacuate, undeclared_registered_detaches,
+	return RUN_CASES(bad_input, skip_busy, longterm_skipped, waits_for_io, longterm_during_wait,
+			 busy_on_target_passed, wait_ends_on_cancel_and_destroy, evacuate, undeclared_registered_detaches,
 			 registered_declared_and_recipe, stale_pin_confined, odirect_declared,
 			 odirect_writes_undeclared);
 }

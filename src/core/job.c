@@ -55,6 +55,9 @@ void (*leap__test_extent_hook)(struct leap_job *j, struct leap_region *r, size_t
 /* Test seam: called under r->lock just before a job starts waiting for declared device
  * I/O to end (io.c), so a test knows the job waits. */
 void (*leap__test_io_wait_hook)(struct leap_region *r);
+/* Test seam: called under r->lock once an extent is recorded in flight (io.c), before it
+ * moves, so a test can hold a job in the middle of an extent. */
+void (*leap__test_in_extent_hook)(struct leap_job *j, struct leap_region *r, size_t offset);
 
 struct leap_job {
 	struct leap_region *r;
@@ -285,6 +288,8 @@ static void job_run(void *arg)
 			pos = skip_to;
 			continue;
 		}
+		if (leap__test_in_extent_hook)
+			leap__test_in_extent_hook(j, r, (size_t)(pos * LEAP_PG));
 		uint64_t t0 = leap__sys_now_ns();
 		int rc = leap__extent_move(r, pos, pos + n, &j->mv, &o, &h);
 		uint64_t ns = leap__sys_now_ns() - t0;

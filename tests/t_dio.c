@@ -11,8 +11,9 @@
  * device would); a declared one keeps working and the re-registration recipe moves it;
  * a stale pin never reaches another page or another region (the old-page rule); O_DIRECT
  * reads and writes into buffers that keep moving, declared, lose nothing; O_DIRECT
- * writes need no declaration. The O_DIRECT cases need a file system that takes O_DIRECT
- * (${TMPDIR:-/var/tmp}); the guests' initramfs has none, so there they skip and say so.
+ * writes need no declaration. The O_DIRECT cases use $LEAP_DIO_DEV when the harness
+ * gives one (the guests' virtual disk), else a file that takes O_DIRECT in $TMPDIR,
+ * /var/tmp or /tmp, and skip, saying so, where there is none.
  */
 #include "oracle.h"
 
@@ -561,9 +562,20 @@ CASE(stale_pin_confined)
 
 static int dfd = -1;
 
-/* A file that takes O_DIRECT, in $TMPDIR, /var/tmp or /tmp; or skip. */
+/* A file that takes O_DIRECT: $LEAP_DIO_DEV (a block device or file of at least DFILE
+ * bytes the harness provides, e.g. a virtual disk in the guests), else one in $TMPDIR,
+ * /var/tmp or /tmp; or skip. */
 static void dio_file(void)
 {
+	const char *dev = getenv("LEAP_DIO_DEV");
+	if (dev && *dev) {
+		dfd = open(dev, O_RDWR | O_DIRECT);
+		CHECK(dfd >= 0, "open $LEAP_DIO_DEV %s with O_DIRECT: %s", dev, strerror(errno));
+		off_t end = lseek(dfd, 0, SEEK_END);
+		CHECK(end >= (off_t)DFILE, "$LEAP_DIO_DEV holds %lld bytes, want %zu", (long long)end,
+		      DFILE);
+		return;
+	}
 	const char *dirs[] = { getenv("TMPDIR"), "/var/tmp", "/tmp" };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]) && dfd < 0; i++) {
 		char path[512];

@@ -36,7 +36,8 @@ SHLIB := $(B)/libpageleap.so.$(VERSION)
 STLIB := $(B)/libpageleap.a
 CLI := $(B)/pageleap
 
-all: $(SHLIB) $(STLIB) $(CLI) $(TESTS) $(B)/tests/cxx_header $(B)/pageleap.pc $(B)/abi-symbols.ok $(B)/layout.ok
+all: $(SHLIB) $(STLIB) $(CLI) $(TESTS) $(B)/tests/cxx_header $(B)/tests/fio_shim.so $(B)/pageleap.pc \
+	$(B)/abi-symbols.ok $(B)/layout.ok
 
 $(B)/obj/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
@@ -86,6 +87,12 @@ $(B)/tests/t_btree $(B)/static/t_btree: TEST_EXTRA = -Itools tools/btree.c
 # the public header must compile as C++ too
 $(B)/tests/cxx_header: tests/cxx_header.cc include/pageleap.h $(STLIB) | $(B)/tests
 	$(CXX) -std=c++11 -Iinclude -Wall -Wextra -Werror -pedantic $(CFLAGS) $< -o $@ $(STLIB) $(LIBS)
+
+# the LD_PRELOAD shim of tests/fio.sh: fio's I/O buffers in a migrating region. A preloaded
+# object must be position-independent, so it links the shared library's objects in (and
+# needs no libpageleap.so at run time).
+$(B)/tests/fio_shim.so: tests/fio_shim.c include/pageleap.h $(PIC_OBJ) | $(B)/tests
+	$(CC) $(BASEFLAGS) $(CFLAGS) -fPIC -shared $< $(PIC_OBJ) -o $@ -ldl $(LIBS)
 
 # static binaries for the initramfs of the emulated-NUMA guests
 $(B)/static/%: tests/%.c $(wildcard tests/*.h) $(STLIB) | $(B)/static

@@ -2,6 +2,8 @@
 #   make                 library (shared + static), CLI, tests
 #   make check           local tests, then the emulated-NUMA guests (2 nodes, 4 nodes, memory-only node)
 #   make check-local     local tests only;  make check-vm  guests only
+#   make check-fio       the real fio, its buffers in a migrating region, for minutes
+#                        (tests/fio.sh --long; make check and check-local run it short)
 #   make asan / tsan     the tests under ASan+UBSan / TSan
 #   make bench           the main job: pageleap bench --quick here and in a 2-node guest
 #                        (make bench-full: the full run, 2- and 4-node guests)
@@ -112,13 +114,22 @@ $(B) $(B)/obj $(B)/pic $(B)/tests $(B)/static:
 deps:
 	bash scripts/deps.sh
 
+# tests/fio.sh: the real fio on a migrating region (short here; make check-fio: minutes).
+# Exit 77 is its skip (no userfaultfd write protection for this user).
+FIO_SHORT = bash tests/fio.sh $(B) || [ $$? -eq 77 ]
+
 check: deps
 	$(MAKE) all static
 	bash tests/run.sh $(B)/tests
+	$(FIO_SHORT)
 	bash scripts/vm/check.sh $(B)
 
 check-local: all
 	bash tests/run.sh $(B)/tests
+	$(FIO_SHORT)
+
+check-fio: all
+	bash tests/fio.sh --long $(B)
 
 check-vm: deps
 	$(MAKE) static
@@ -165,5 +176,5 @@ install: all
 clean:
 	rm -rf $(B) build-asan build-tsan
 
-.PHONY: all layout static deps check check-local check-vm asan tsan demo bench bench-full ycsb install clean
+.PHONY: all layout static deps check check-local check-fio check-vm asan tsan demo bench bench-full ycsb install clean
 .SECONDARY:

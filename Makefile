@@ -128,7 +128,8 @@ check-local: all
 	bash tests/run.sh $(B)/tests
 	$(FIO_SHORT)
 
-check-fio: all
+check-fio: deps
+	$(MAKE) all
 	bash tests/fio.sh --long $(B)
 
 check-vm: deps

@@ -439,20 +439,23 @@ int leap_pool_compact(struct leap_pool *pool, unsigned flags, const struct leap_
  * (to huge pages in a huge-page region): no part of it moves until the matching
  * leap_io_end(). Call it before submitting the I/O or registering the buffer, and
  * leap_io_end() once the I/O completed or the buffer was unregistered. leap_io_begin()
- * waits at most for the extent being moved at that moment (as a writer would). A move
+ * waits only for extents already being moved (as a writer would). A move
  * that reaches a busy page waits until it is released, then moves it; with
  * LEAP_SKIP_BUSY, and always for a LEAP_IO_LONGTERM declaration, it leaves the page where
  * it is and reports it (status[] -EBUSY, pages_failed, io_skipped; the job's result
- * -EBUSY). Declarations may overlap and repeat; each leap_io_begin() is ended by one
- * leap_io_end() with the same addr, len and flags. Destroying the region drops them.
+ * -EBUSY). Busy pages already on the target (and not to be relocated) are passed by.
+ * Declarations may overlap and repeat; each leap_io_begin() is ended by one leap_io_end()
+ * with the same addr, len and flags (the same pages after rounding). Destroying the
+ * region drops them.
  *
- * Direct writes (memory to device) need no declaration: a move never changes or reuses
- * the old page for anything but the same page of the same region, so the transfer sends
- * the data the buffer held when it was submitted.
+ * Direct writes (memory to device) need no declaration: an old page is used again only
+ * by the same page of the same region, when it moves back, and then gets that page's
+ * current contents; so a write in flight sends what the buffer held when it was submitted
+ * (a buffer must not change while an O_DIRECT write from it is in flight anyway).
  *
  * Errors (nothing changes): -EINVAL (NULL region, len 0, unknown flags; for
  * leap_io_end(), no such declaration in force), -EFAULT (the range is not inside the
- * region), -ENOMEM. MT-Safe.
+ * region), -ENOMEM (leap_io_begin() only). MT-Safe.
  */
 /* The declaration lasts an open-ended time (an io_uring registered buffer, an RDMA memory
  * region): moves skip its pages instead of waiting for them. */

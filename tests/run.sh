@@ -16,7 +16,7 @@ for t in "$dir"/t_*; do
 	rc=$?
 	secs=$(( $(date +%s) - start ))
 	case $rc in
-	0) pass=$((pass + 1)); echo "PASS $name (${secs}s)"; grep -E '^[a-z_]+: (measured|bound|note)' "$log" | sed 's/^/     /' ;;
+	0) pass=$((pass + 1)); echo "PASS $name (${secs}s)"; grep -E '^[a-z_]+: (measured|bound|note)|^SKIP ' "$log" | sed 's/^/     /' ;;
 	77) skipped=$((skipped + 1)); echo "SKIP $name: $(grep -m1 SKIP "$log" | sed 's/.*SKIP: //')" ;;
 	124) fail=$((fail + 1)); echo "FAIL $name (timed out after ${limit}s)"; tail -n 20 "$log" | sed 's/^/     /' ;;
 	*) fail=$((fail + 1)); echo "FAIL $name (exit $rc, ${secs}s)"

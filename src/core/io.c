@@ -15,7 +15,8 @@
  * holds for the whole extent; leap_io_begin() takes the same lock, so it returns only
  * between extents, and no extent starts over a declared page afterwards.
  * A job that finds a busy page waits on claims_cond (lifetime.c), which leap_io_end()
- * broadcasts, like a cancel and a destroy.
+ * broadcasts (and leap_io_begin() of a long-term declaration, which the job skips
+ * instead), like a cancel and a destroy.
  *
  * Threads: the declarations are under region->lock.
  */
@@ -75,6 +76,8 @@ LEAP_API int leap_io_begin(struct leap_region *r, const void *addr, size_t len, 
 	}
 	if (!rc)
 		r->st.io_declared++;
+	if (!rc && (flags & LEAP_IO_LONGTERM)) /* a job waiting at these pages skips them now */
+		pthread_cond_broadcast(&r->claims_cond);
 	pthread_mutex_unlock(&r->lock);
 	return rc;
 }

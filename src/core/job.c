@@ -205,17 +205,32 @@ static void wait_io(struct leap_job *j, uint64_t pos)
 	r->st.io_waits++;
 	if (leap__test_io_wait_hook)
 		leap__test_io_wait_hook(r);
-	while (!atomic_load(&j->cancel) && leap__io_busy(r, pos, pos + 1, &bz))
+	/* a long-term declaration made meanwhile ends the wait too: the caller skips it */
+	while (!atomic_load(&j->cancel) && leap__io_busy(r, pos, pos + 1, &bz) && !bz.longterm)
 		pthread_cond_wait(&r->claims_cond, &r->lock);
 	pthread_mutex_lock(&j->lock);
 	j->io_waiting = false;
 	pthread_mutex_unlock(&j->lock);
 }
 
+/* Whether any page of [a, b) is to move. pre: r->lock held */
+static bool any_moves(struct leap_job *j, uint64_t a, uint64_t b)
+{
+	struct leap_region *r = j->r;
+	for (uint64_t p = a; p < b;) {
+		const struct leap__run *x = &r->runs[leap__region_find_run(r, p)];
+		if (leap__moves(&j->mv, x->slot, x->bank))
+			return true;
+		p = x->pg + x->n;
+	}
+	return false;
+}
+
 /*
  * Fit the extent [pos, pos + *n) around declared device I/O. Returns 0 to move it (cut
  * short before the first busy page), 1 when pos itself is busy and was dealt with: its
  * pages skipped (*skip_to: where to go on) or waited for (*skip_to == pos: look again).
+ * Busy pages that would not move anyway (already on the target) are simply passed.
  * pre: r->lock held
  */
 static int fit_busy(struct leap_job *j, uint64_t pos, uint64_t *n, uint64_t *skip_to)
@@ -227,9 +242,10 @@ static int fit_busy(struct leap_job *j, uint64_t pos, uint64_t *n, uint64_t *ski
 		*n = bz.lo - pos;
 		return 0;
 	}
-	if (bz.longterm || j->mv.skip_busy) {
-		*skip_to = bz.next < j->b ? bz.next : j->b;
-		account_busy(j, pos, *skip_to);
+	uint64_t next = bz.next < j->b ? bz.next : j->b;
+	if (bz.longterm || j->mv.skip_busy || !any_moves(j, pos, next)) {
+		*skip_to = next;
+		account_busy(j, pos, next);
 	} else {
 		wait_io(j, pos);
 		*skip_to = pos;
@@ -702,6 +718,8 @@ LEAP_API int leap_job_progress(struct leap_job *j, struct leap_progress *out)
 		p->pages_done += j->child->prog.pages_moved + j->child->prog.pages_failed;
 		p->bytes_copied += j->child->prog.bytes_copied;
 		p->extents += j->child->prog.extents;
+		p->io_waits += j->child->prog.io_waits;
+		p->io_skipped += j->child->prog.io_skipped;
 		p->granularity = j->child->prog.granularity;
 		pthread_mutex_unlock(&j->child->lock);
 	}

@@ -439,7 +439,8 @@ int leap_pool_compact(struct leap_pool *pool, unsigned flags, const struct leap_
  * (to huge pages in a huge-page region): no part of it moves until the matching
  * leap_io_end(). Call it before submitting the I/O or registering the buffer, and
  * leap_io_end() once the I/O completed or the buffer was unregistered. leap_io_begin()
- * waits only for extents already being moved (as a writer would). A move
+ * waits only while an extent overlapping the range is being moved (as a writer to it
+ * would), never for moves elsewhere. A move
  * that reaches a busy page waits until it is released, then moves it; with
  * LEAP_SKIP_BUSY, and always for a LEAP_IO_LONGTERM declaration, it leaves the page where
  * it is and reports it (status[] -EBUSY, pages_failed, io_skipped; the job's result

@@ -23,6 +23,11 @@ extern void (*leap__test_claim_wait_hook)(struct leap_region *r);
  * declared with leap_io_begin() to end (src/core/job.c). It must not call into the
  * library. */
 extern void (*leap__test_io_wait_hook)(struct leap_region *r);
+/* Called under the region's lock once a job's extent is recorded as in flight for the
+ * device-I/O declarations, before it moves (src/core/job.c). It must not call into the
+ * library. */
+extern void (*leap__test_in_extent_hook)(struct leap_job *j, struct leap_region *r,
+					 size_t offset);
 /* The absolute deadline leap_job_wait() waits until, timeout_ns from now, on the clock
  * its condition variable counts on (CLOCK_MONOTONIC). */
 void leap__job_deadline(struct timespec *dl, int64_t timeout_ns);

@@ -267,6 +267,72 @@ CASE(busy_on_target_passed)
 	teardown(&r);
 }
 
+/* The in-extent seam: holds the job whose extent starts at byte offset `at`, under the
+ * region's lock, in the middle of its move. */
+static struct {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	size_t at;
+	int held, released;
+} ine = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+
+static void in_extent_hook(struct leap_job *j, struct leap_region *r, size_t offset)
+{
+	(void)j;
+	(void)r;
+	pthread_mutex_lock(&ine.m);
+	if (offset == ine.at && !ine.released) {
+		ine.held = 1;
+		pthread_cond_broadcast(&ine.cv);
+		while (!ine.released)
+			pthread_cond_wait(&ine.cv, &ine.m);
+	}
+	pthread_mutex_unlock(&ine.m);
+}
+
+static struct leap_region *beg_r;
+static size_t beg_page;
+static void begin_call(void *a)
+{
+	(void)a;
+	OK(leap_io_begin(beg_r, pg(beg_r, beg_page), 4 * PG, 0));
+}
+
+/* leap_io_begin() waits for the extent in flight over its range, and for nothing else. */
+CASE(begin_waits_for_overlapping_extent_only)
+{
+	struct leap_region *r = setup();
+	ine.at = 16 * PG;
+	leap__test_in_extent_hook = in_extent_hook;
+	struct leap_job *j;
+	OK(page_leap_opts(r, pg(r, 0), 64 * PG, far, LEAP_RELOCATE, &fixed16, &j));
+	pthread_mutex_lock(&ine.m);
+	while (!ine.held)
+		pthread_cond_wait(&ine.cv, &ine.m);
+	pthread_mutex_unlock(&ine.m);
+	/* the job is inside extent [16, 32), holding the region's lock */
+	beg_r = r;
+	beg_page = 200;
+	CHECK(finishes(begin_call, NULL), "leap_io_begin() far from the extent waited for it");
+	beg_page = 20;
+	struct blocked_call b;
+	blocked_call(&b, begin_call, NULL);
+	CHECK(!atomic_load(&b.done), "leap_io_begin() over the extent in flight did not wait");
+	pthread_mutex_lock(&ine.m);
+	ine.released = 1;
+	pthread_cond_broadcast(&ine.cv);
+	pthread_mutex_unlock(&ine.m);
+	blocked_join(&b);
+	/* pages 20..24 moved with the extent the declaration waited for; the job's later
+	 * extents lie past them, so it ends without waiting */
+	CHECK(leap_job_wait(j, -1) == 64, "the job did not move its 64 pages");
+	leap_job_destroy(&j);
+	OK(leap_io_end(r, pg(r, 20), 4 * PG, 0));
+	OK(leap_io_end(r, pg(r, 200), 4 * PG, 0));
+	check_pages(leap_region_addr(r), RNP, 1, "contents");
+	teardown(&r);
+}
+
 static void destroy_region(void *a)
 {
 	leap_region_destroy(a);
@@ -674,7 +740,8 @@ int main(void)
 {
 	t_name = "t_dio";
 	return RUN_CASES(bad_input, skip_busy, longterm_skipped, waits_for_io, longterm_during_wait,
-			 busy_on_target_passed, wait_ends_on_cancel_and_destroy, evacuate, undeclared_registered_detaches,
+			 busy_on_target_passed, begin_waits_for_overlapping_extent_only,
+			 wait_ends_on_cancel_and_destroy, evacuate, undeclared_registered_detaches,
 			 registered_declared_and_recipe, stale_pin_confined, odirect_declared,
 			 odirect_writes_undeclared);
 }

@@ -32,7 +32,7 @@
  *
  * Lock order (take left before right, never the reverse):
  *     region->lock  ->  ctx->lock  ->  pool->lock  ->  wp->lock  ->  job->lock
- *     worker->lock is a leaf (nothing is taken under it)
+ *     worker->lock and region->io_lock (io.c) are leaves (nothing is taken under them)
  * ctx->lock only guards lazy creation of pools, workers and the userfaultfd, and the
  * instance's list of regions; it is never held while copying or remapping.
  * region->lock is held for one extent at a time.
@@ -194,9 +194,14 @@ struct leap_region {
 	struct leap__claim *claims;	 /* under lock: ranges held by jobs, disjoint */
 	pthread_cond_t claims_cond;	 /* a claim ended, the region is dying, or a cancel */
 	struct leap_region *ctx_next;	 /* under ctx->lock: the instance's list */
-	/* io.c owns these (under lock): device I/O declared with leap_io_begin() */
+	/* io.c owns these, under io_lock (taken after lock, if both): device I/O declared
+	 * with leap_io_begin(), and the extent in flight [moving_a, moving_b) */
+	pthread_mutex_t io_lock;
+	pthread_cond_t io_cond;
 	struct leap__io *io;
 	size_t nio, io_cap;
+	uint64_t io_declared; /* declarations, counted */
+	uint64_t moving_a, moving_b;
 };
 /* Take r->lock for a caller of the API, counted in lock_arrivals and lock_served. */
 void leap__region_lock(struct leap_region *r);
@@ -268,8 +273,20 @@ struct leap__busy {
 	uint64_t lo, next;
 	bool longterm;
 };
-/* Whether any page of [a, b) is declared busy. pre: r->lock held */
-bool leap__io_busy(const struct leap_region *r, uint64_t a, uint64_t b, struct leap__busy *out);
+void leap__io_init(struct leap_region *r);
+void leap__io_fini(struct leap_region *r);
+/* Before an extent [pos, pos+*n) of a job (under r->lock): true if page pos is declared
+ * busy (*bz says how; nothing recorded); else the extent is cut short before the first
+ * busy page and recorded as in flight until leap__io_extent_end(). */
+bool leap__io_extent_begin(struct leap_region *r, uint64_t pos, uint64_t *n,
+			   struct leap__busy *bz);
+void leap__io_extent_end(struct leap_region *r);
+/* Wait until page pos is free of transient declarations, or *cancel. Not under r->lock. */
+void leap__io_wait(struct leap_region *r, uint64_t pos, atomic_bool *cancel);
+/* Wake the jobs waiting in leap__io_wait() (a cancel, a destroy). */
+void leap__io_kick(struct leap_region *r);
+/* Declarations in force, and the bytes their records take. */
+void leap__io_stats(struct leap_region *r, uint64_t *declared, uint64_t *bytes);
 
 /* ------------------------------------------------------------ lifetime.c */
 /* A job's hold on pages [a, b) of a region; a region's claims never overlap. cancel is

@@ -10,20 +10,38 @@
  * without saying which pages. So the program declares its I/O and the mover honours it.
  *
  * A declaration is a range of pages, rounded out to the region's huge pages (a move
- * never takes part of one), with a flag and a count: equal declarations stack. The job
- * loop (job.c) asks leap__io_busy() before each extent, under region->lock, which it
- * holds for the whole extent; leap_io_begin() takes the same lock, so it returns only
- * between extents, and no extent starts over a declared page afterwards.
- * A job that finds a busy page waits on claims_cond (lifetime.c), which leap_io_end()
- * broadcasts (and leap_io_begin() of a long-term declaration, which the job skips
- * instead), like a cancel and a destroy.
+ * never takes part of one), with a flag and a count: equal declarations stack.
  *
- * Threads: the declarations are under region->lock.
+ * The handshake with the job loop (job.c), under io_lock, a lock of its own so that a
+ * program declaring I/O on one range never waits for an extent moving another (the
+ * region lock is held for a whole extent): before each extent the job asks
+ * leap__io_extent_begin(), which either says the first page is busy or trims the extent
+ * before the first busy page and records it as the extent in flight; the job clears it
+ * with leap__io_extent_end() when the extent is over. leap_io_begin() records the
+ * declaration first, so no later extent takes it, and then waits while the extent in
+ * flight overlaps it. A job that finds its page busy waits on io_cond, which
+ * leap_io_end() broadcasts (and leap_io_begin() of a long-term declaration, which the
+ * job skips instead), like a cancel and a destroy (leap__io_kick()).
+ *
+ * Lock order: region->lock before io_lock; nothing is taken under io_lock.
  */
 #include "core/core.h"
 
 #include <errno.h>
 #include <stdlib.h>
+
+void leap__io_init(struct leap_region *r)
+{
+	pthread_mutex_init(&r->io_lock, NULL);
+	pthread_cond_init(&r->io_cond, NULL);
+}
+
+void leap__io_fini(struct leap_region *r)
+{
+	pthread_cond_destroy(&r->io_cond);
+	pthread_mutex_destroy(&r->io_lock);
+	free(r->io);
+}
 
 /* The pages [*a, *b) of [addr, addr+len), rounded out to huge pages. */
 static int io_range(const struct leap_region *r, const void *addr, size_t len, unsigned flags,
@@ -54,9 +72,7 @@ LEAP_API int leap_io_begin(struct leap_region *r, const void *addr, size_t len, 
 	int rc = io_range(r, addr, len, flags, &a, &b);
 	if (rc)
 		return rc;
-	/* the lock is free only between extents: once we hold it, nothing of the range is in
-	 * the middle of a move, and the next extent sees the declaration */
-	leap__region_lock(r);
+	pthread_mutex_lock(&r->io_lock);
 	struct leap__io *d = io_find(r, a, b, flags);
 	if (d) {
 		d->count++;
@@ -74,11 +90,16 @@ LEAP_API int leap_io_begin(struct leap_region *r, const void *addr, size_t len, 
 		if (!rc)
 			r->io[r->nio++] = (struct leap__io){ a, b, flags, 1 };
 	}
-	if (!rc)
-		r->st.io_declared++;
-	if (!rc && (flags & LEAP_IO_LONGTERM)) /* a job waiting at these pages skips them now */
-		pthread_cond_broadcast(&r->claims_cond);
-	pthread_mutex_unlock(&r->lock);
+	if (!rc) {
+		r->io_declared++;
+		if (flags & LEAP_IO_LONGTERM) /* a job waiting at these pages skips them now */
+			pthread_cond_broadcast(&r->io_cond);
+		/* declared first, so no new extent takes the range: then let the one in flight
+		 * finish (a writer to it would wait as long) */
+		while (a < r->moving_b && r->moving_a < b)
+			pthread_cond_wait(&r->io_cond, &r->io_lock);
+	}
+	pthread_mutex_unlock(&r->io_lock);
 	return rc;
 }
 
@@ -88,22 +109,24 @@ LEAP_API int leap_io_end(struct leap_region *r, const void *addr, size_t len, un
 	int rc = io_range(r, addr, len, flags, &a, &b);
 	if (rc)
 		return rc;
-	leap__region_lock(r);
+	pthread_mutex_lock(&r->io_lock);
 	struct leap__io *d = io_find(r, a, b, flags);
 	if (!d) {
 		rc = -EINVAL;
 	} else {
-		r->st.io_declared--;
+		r->io_declared--;
 		if (--d->count == 0) {
 			*d = r->io[--r->nio];
-			pthread_cond_broadcast(&r->claims_cond); /* jobs waiting for these pages */
+			pthread_cond_broadcast(&r->io_cond); /* jobs waiting for these pages */
 		}
 	}
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_unlock(&r->io_lock);
 	return rc;
 }
 
-bool leap__io_busy(const struct leap_region *r, uint64_t a, uint64_t b, struct leap__busy *out)
+/* What the declarations say about [a, b) (see struct leap__busy). pre: io_lock held */
+static bool busy_locked(const struct leap_region *r, uint64_t a, uint64_t b,
+			struct leap__busy *out)
 {
 	bool any = false;
 	*out = (struct leap__busy){ .lo = b, .next = b };
@@ -125,4 +148,54 @@ bool leap__io_busy(const struct leap_region *r, uint64_t a, uint64_t b, struct l
 		}
 	}
 	return any;
+}
+
+bool leap__io_extent_begin(struct leap_region *r, uint64_t pos, uint64_t *n,
+			   struct leap__busy *bz)
+{
+	pthread_mutex_lock(&r->io_lock);
+	bool busy = busy_locked(r, pos, pos + *n, bz);
+	if (busy && bz->lo == pos) {
+		pthread_mutex_unlock(&r->io_lock);
+		return true;
+	}
+	if (busy)
+		*n = bz->lo - pos;
+	r->moving_a = pos;
+	r->moving_b = pos + *n;
+	pthread_mutex_unlock(&r->io_lock);
+	return false;
+}
+
+void leap__io_extent_end(struct leap_region *r)
+{
+	pthread_mutex_lock(&r->io_lock);
+	r->moving_a = r->moving_b = 0;
+	pthread_cond_broadcast(&r->io_cond); /* leap_io_begin() calls waiting for it */
+	pthread_mutex_unlock(&r->io_lock);
+}
+
+void leap__io_wait(struct leap_region *r, uint64_t pos, atomic_bool *cancel)
+{
+	struct leap__busy bz;
+	pthread_mutex_lock(&r->io_lock);
+	/* a long-term declaration made meanwhile ends the wait too: the caller skips it */
+	while (!atomic_load(cancel) && busy_locked(r, pos, pos + 1, &bz) && !bz.longterm)
+		pthread_cond_wait(&r->io_cond, &r->io_lock);
+	pthread_mutex_unlock(&r->io_lock);
+}
+
+void leap__io_kick(struct leap_region *r)
+{
+	pthread_mutex_lock(&r->io_lock);
+	pthread_cond_broadcast(&r->io_cond);
+	pthread_mutex_unlock(&r->io_lock);
+}
+
+void leap__io_stats(struct leap_region *r, uint64_t *declared, uint64_t *bytes)
+{
+	pthread_mutex_lock(&r->io_lock);
+	*declared = r->io_declared;
+	*bytes = r->io_cap * sizeof(*r->io);
+	pthread_mutex_unlock(&r->io_lock);
 }

@@ -55,6 +55,9 @@ void (*leap__test_extent_hook)(struct leap_job *j, struct leap_region *r, size_t
 /* Test seam: called under r->lock just before a job starts waiting for declared device
  * I/O to end (io.c), so a test knows the job waits. */
 void (*leap__test_io_wait_hook)(struct leap_region *r);
+/* Test seam: called under r->lock once an extent is recorded in flight (io.c), before it
+ * moves, so a test can hold a job in the middle of an extent. */
+void (*leap__test_in_extent_hook)(struct leap_job *j, struct leap_region *r, size_t offset);
 
 struct leap_job {
 	struct leap_region *r;
@@ -192,12 +195,12 @@ static void account_busy(struct leap_job *j, uint64_t pos, uint64_t end)
 
 /*
  * Wait until page pos is no longer declared busy, or the job is cancelled (a cancel, or
- * the region's destroy, wakes claims_cond). pre: r->lock held (released while waiting)
+ * the region's destroy, kicks io.c's condition). pre: r->lock held; released while
+ * waiting (the job keeps its claim), held again on return
  */
 static void wait_io(struct leap_job *j, uint64_t pos)
 {
 	struct leap_region *r = j->r;
-	struct leap__busy bz;
 	pthread_mutex_lock(&j->lock);
 	j->io_waiting = true; /* leap_job_cancel() wakes us */
 	j->prog.io_waits++;
@@ -205,9 +208,9 @@ static void wait_io(struct leap_job *j, uint64_t pos)
 	r->st.io_waits++;
 	if (leap__test_io_wait_hook)
 		leap__test_io_wait_hook(r);
-	/* a long-term declaration made meanwhile ends the wait too: the caller skips it */
-	while (!atomic_load(&j->cancel) && leap__io_busy(r, pos, pos + 1, &bz) && !bz.longterm)
-		pthread_cond_wait(&r->claims_cond, &r->lock);
+	pthread_mutex_unlock(&r->lock);
+	leap__io_wait(r, pos, &j->cancel);
+	pthread_mutex_lock(&r->lock);
 	pthread_mutex_lock(&j->lock);
 	j->io_waiting = false;
 	pthread_mutex_unlock(&j->lock);
@@ -228,20 +231,16 @@ static bool any_moves(struct leap_job *j, uint64_t a, uint64_t b)
 
 /*
  * Fit the extent [pos, pos + *n) around declared device I/O. Returns 0 to move it (cut
- * short before the first busy page), 1 when pos itself is busy and was dealt with: its
- * pages skipped (*skip_to: where to go on) or waited for (*skip_to == pos: look again).
- * Busy pages that would not move anyway (already on the target) are simply passed.
- * pre: r->lock held
+ * short before the first busy page, and in flight for io.c until leap__io_extent_end()),
+ * 1 when pos itself is busy and was dealt with: its pages skipped (*skip_to: where to go
+ * on) or waited for (*skip_to == pos: look again). Busy pages that would not move anyway
+ * (already on the target) are simply passed. pre: r->lock held
  */
 static int fit_busy(struct leap_job *j, uint64_t pos, uint64_t *n, uint64_t *skip_to)
 {
 	struct leap__busy bz;
-	if (!leap__io_busy(j->r, pos, pos + *n, &bz))
+	if (!leap__io_extent_begin(j->r, pos, n, &bz))
 		return 0;
-	if (bz.lo > pos) {
-		*n = bz.lo - pos;
-		return 0;
-	}
 	uint64_t next = bz.next < j->b ? bz.next : j->b;
 	if (bz.longterm || j->mv.skip_busy || !any_moves(j, pos, next)) {
 		*skip_to = next;
@@ -289,9 +288,12 @@ static void job_run(void *arg)
 			pos = skip_to;
 			continue;
 		}
+		if (leap__test_in_extent_hook)
+			leap__test_in_extent_hook(j, r, (size_t)(pos * LEAP_PG));
 		uint64_t t0 = leap__sys_now_ns();
 		int rc = leap__extent_move(r, pos, pos + n, &j->mv, &o, &h);
 		uint64_t ns = leap__sys_now_ns() - t0;
+		leap__io_extent_end(r);
 		if ((rc == -ENOMEM || rc == -ENOSPC) && o.moved == 0 && n > j->gran.gmin) {
 			/* the destination needs room before the source pages are freed: a smaller
 			 * extent needs less, so a nearly full pool still drains into itself */
@@ -745,13 +747,14 @@ LEAP_API int leap_job_cancel(struct leap_job *j)
 		kick = j->child->r;
 		leap__region_ref(kick);
 	} else if (j->io_waiting) {
-		/* waiting for declared I/O, on claims_cond: its claim keeps the region alive */
+		/* waiting for declared I/O (io.c): its claim keeps the region alive */
 		kick = j->r;
 		leap__region_ref(kick);
 	}
 	pthread_mutex_unlock(&j->lock);
 	if (kick) {
 		leap__claim_kick(kick);
+		leap__io_kick(kick);
 		leap__region_unref(kick);
 	}
 	return 0;

@@ -36,7 +36,7 @@ static void region_free(struct leap_region *r)
 {
 	pthread_cond_destroy(&r->claims_cond);
 	pthread_mutex_destroy(&r->lock);
-	free(r->io);
+	leap__io_fini(r);
 	leap__ctx_unref(r->ctx);
 	free(r);
 }
@@ -161,6 +161,7 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 	r->resv_len = length;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->claims_cond, NULL);
+	leap__io_init(r);
 	atomic_init(&r->refs, 1); /* the user's */
 	r->st.last_worker_cpu = -1;
 	r->st.last_worker_node = -1;
@@ -225,6 +226,7 @@ LEAP_API void leap_region_destroy(struct leap_region **region)
 	for (struct leap__claim *c = r->claims; c; c = c->next)
 		atomic_store(c->cancel, true);
 	pthread_cond_broadcast(&r->claims_cond); /* walkers waiting for a range: -ENODEV */
+	leap__io_kick(r);			 /* jobs waiting for declared I/O: cancelled */
 	while (r->claims) /* each holder stops at its next extent boundary */
 		pthread_cond_wait(&r->claims_cond, &r->lock);
 	leap__region_release(r);

@@ -315,8 +315,10 @@ LEAP_API int leap_region_stats(struct leap_region *r, struct leap_region_stats *
 	st->runs = r->nruns;
 	st->metadata_bytes = sizeof(*r) + r->runs_cap * sizeof(*r->runs) +
 			     (uint64_t)r->nslots * (sizeof(*r->win) + sizeof(*r->slot)) +
-			     r->win_rows * LEAP_BANKS_MAX * sizeof(**r->win) +
-			     r->io_cap * sizeof(*r->io);
+			     r->win_rows * LEAP_BANKS_MAX * sizeof(**r->win);
+	uint64_t io_bytes;
+	leap__io_stats(r, &st->io_declared, &io_bytes);
+	st->metadata_bytes += io_bytes;
 	st->pages = r->kind;
 	pthread_mutex_unlock(&r->lock);
 	return leap__struct_out(out, out->size, &full, sizeof(full));

@@ -2,6 +2,8 @@
 #   make                 library (shared + static), CLI, tests
 #   make check           local tests, then the emulated-NUMA guests (2 nodes, 4 nodes, memory-only node)
 #   make check-local     local tests only;  make check-vm  guests only
+#   make check-fio       the real fio, its buffers in a migrating region, for minutes
+#                        (tests/fio.sh --long; make check and check-local run it short)
 #   make asan / tsan     the tests under ASan+UBSan / TSan
 #   make bench           the main job: pageleap bench --quick here and in a 2-node guest
 #                        (make bench-full: the full run, 2- and 4-node guests)
@@ -36,7 +38,8 @@ SHLIB := $(B)/libpageleap.so.$(VERSION)
 STLIB := $(B)/libpageleap.a
 CLI := $(B)/pageleap
 
-all: $(SHLIB) $(STLIB) $(CLI) $(TESTS) $(B)/tests/cxx_header $(B)/pageleap.pc $(B)/abi-symbols.ok $(B)/layout.ok
+all: $(SHLIB) $(STLIB) $(CLI) $(TESTS) $(B)/tests/cxx_header $(B)/tests/fio_shim.so $(B)/pageleap.pc \
+	$(B)/abi-symbols.ok $(B)/layout.ok
 
 $(B)/obj/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
@@ -87,6 +90,12 @@ $(B)/tests/t_btree $(B)/static/t_btree: TEST_EXTRA = -Itools tools/btree.c
 $(B)/tests/cxx_header: tests/cxx_header.cc include/pageleap.h $(STLIB) | $(B)/tests
 	$(CXX) -std=c++11 -Iinclude -Wall -Wextra -Werror -pedantic $(CFLAGS) $< -o $@ $(STLIB) $(LIBS)
 
+# the LD_PRELOAD shim of tests/fio.sh: fio's I/O buffers in a migrating region. A preloaded
+# object must be position-independent, so it links the shared library's objects in (and
+# needs no libpageleap.so at run time).
+$(B)/tests/fio_shim.so: tests/fio_shim.c include/pageleap.h $(PIC_OBJ) | $(B)/tests
+	$(CC) $(BASEFLAGS) $(CFLAGS) -fPIC -shared $< $(PIC_OBJ) -o $@ -ldl $(LIBS)
+
 # static binaries for the initramfs of the emulated-NUMA guests
 $(B)/static/%: tests/%.c $(wildcard tests/*.h) $(STLIB) | $(B)/static
 	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) -lnuma -pthread
@@ -105,13 +114,23 @@ $(B) $(B)/obj $(B)/pic $(B)/tests $(B)/static:
 deps:
 	bash scripts/deps.sh
 
+# tests/fio.sh: the real fio on a migrating region (short here; make check-fio: minutes).
+# Exit 77 is its skip (no userfaultfd write protection for this user).
+FIO_SHORT = bash tests/fio.sh $(B) || [ $$? -eq 77 ]
+
 check: deps
 	$(MAKE) all static
 	bash tests/run.sh $(B)/tests
+	$(FIO_SHORT)
 	bash scripts/vm/check.sh $(B)
 
 check-local: all
 	bash tests/run.sh $(B)/tests
+	$(FIO_SHORT)
+
+check-fio: deps
+	$(MAKE) all
+	bash tests/fio.sh --long $(B)
 
 check-vm: deps
 	$(MAKE) static
@@ -158,5 +177,5 @@ install: all
 clean:
 	rm -rf $(B) build-asan build-tsan
 
-.PHONY: all layout static deps check check-local check-vm asan tsan demo bench bench-full ycsb install clean
+.PHONY: all layout static deps check check-local check-fio check-vm asan tsan demo bench bench-full ycsb install clean
 .SECONDARY:

@@ -23,9 +23,25 @@ cp "$here/../../tests/run.sh" "$root/run.sh"
 cp "$b"/static/t_* "$root/tests/"
 cp "$b/static/pageleap" "$b/static/guest-exit" "$root/bin/"
 chmod +x "$root/init"
+# the modules of the virtual disk, from the kernel's package (kernel.sh), and the order to load them
+mkdir -p "$root/lib/modules"
+cp "$(dirname "$kernel")/modules-$kver"/* "$root/lib/modules/"
 initrd="$b/vm/initrd-$$.gz"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd"
 trap 'rm -rf "$root" "$initrd"' EXIT
+# The tests get a real block device (virtio-blk, /dev/vda in the guest) for t_dio's
+# O_DIRECT cases: the guest kernel pins the buffer pages and the device (QEMU) writes into
+# them, which a file on the guest's tmpfs does not do. A sparse scratch image outside the
+# initramfs, only in check mode; cache=unsafe because the host side does not matter to
+# the guest and the image is thrown away (cache=none would need O_DIRECT from the host's
+# file system under the build dir).
+disk=()
+if [ "$mode" = check ]; then
+	img="$b/vm/disk-$$.img"
+	truncate -s 32M "$img"
+	trap 'rm -rf "$root" "$initrd" "$img"' EXIT
+	disk=(-drive "file=$img,if=virtio,format=raw,cache=unsafe")
+fi
 
 case $topo in
 2node)
@@ -59,11 +75,11 @@ echo "=== guest $topo (Linux $kver, $mode): emulated NUMA under QEMU; timings ar
 # seconds). A guest that started the tests
 # counts as it reported, whatever happened next.
 log=$(mktemp)
-trap 'rm -rf "$root" "$initrd" "$log"' EXIT
+trap 'rm -rf "$root" "$initrd" "${img:-}" "$log"' EXIT
 for attempt in 1 2 3 4 5; do
 	set +e
 	timeout "${LEAP_VM_TIMEOUT:-1500}" qemu-system-x86_64 -machine q35 -cpu max "${numa[@]}" \
-		-kernel "$kernel" -initrd "$initrd" \
+		-kernel "$kernel" -initrd "$initrd" ${disk[@]+"${disk[@]}"} \
 		-append "console=ttyS0 quiet panic=-1 tsc=reliable leap.mode=$mode ${LEAP_GUEST_ENV:+leap.env=$LEAP_GUEST_ENV} ${LEAP_BENCH_ARGS:+leap.bench=$(printf '%s' "$LEAP_BENCH_ARGS" | tr ' ' '+')} ${LEAP_YCSB_ARGS:+leap.ycsb=$(printf '%s' "$LEAP_YCSB_ARGS" | tr ' ' '+')} ${LEAP_YCSB_WORKLOADS:+leap.workloads=$(printf '%s' "$LEAP_YCSB_WORKLOADS" | tr ' ' '+')}" \
 		-nographic -no-reboot -monitor none -nic none -device isa-debug-exit,iobase=0xf4,iosize=0x04 |
 		tr -d '\r' | sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1b[a-zA-Z]//g' -e 's/^Booting from ROM\.*//' |

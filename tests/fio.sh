@@ -27,8 +27,14 @@
 # usage: tests/fio.sh [--long] [BUILD_DIR]     (make check-local: short; make check-fio: long)
 # Exit 0 pass, 1 fail (fio missing included), 77 skip (the library cannot move pages for
 # this user: no userfaultfd write protection).
-# The file lives in a temporary directory under ${TMPDIR:-/var/tmp}, which must be on a
+# The files live in a temporary directory under ${TMPDIR:-/var/tmp}, which must be on a
 # disk file system (O_DIRECT on tmpfs copies through the page tables: nothing to test).
+# LEAP_FIO_DEV=/dev/X: a block device instead (the virtio disk of the emulated-NUMA
+# guests, which have no disk file system), OVERWRITTEN: the read cases' file is its first
+# part, the other cases' file the part after it, which they share. Where the device is too
+# small the sizes shrink to fit it (the 2-node guest's 32 MiB disk: files of 8 MiB, the
+# read file 24); fio's JSON and logs still go to a temporary directory, then under
+# ${TMPDIR:-/tmp} on any file system.
 set -u
 
 mode=short
@@ -48,12 +54,26 @@ command -v fio >/dev/null 2>&1 ||
 [ -f "$B/tests/fio_shim.so" ] || die "$B/tests/fio_shim.so is missing: run make first"
 shim=$(cd "$B/tests" && pwd)/fio_shim.so
 
-dir=$(mktemp -d "${TMPDIR:-/var/tmp}/leap-fio.XXXXXX") || die "no directory under ${TMPDIR:-/var/tmp}"
+dev=${LEAP_FIO_DEV:-}
+if [ -n "$dev" ]; then
+	[ -b "$dev" ] || die "LEAP_FIO_DEV=$dev is not a block device"
+	bytes=$(blockdev --getsize64 "$dev") || die "cannot read the size of $dev"
+	devmib=$((bytes / 1048576))
+	tmp=${TMPDIR:-/tmp}
+else
+	tmp=${TMPDIR:-/var/tmp}
+fi
+dir=$(mktemp -d "$tmp/leap-fio.XXXXXX") || die "no directory under $tmp"
 trap 'rm -rf "$dir"' EXIT
-fs=$(stat -f -c %T "$dir")
-case $fs in
-tmpfs | ramfs) die "$dir is on $fs: O_DIRECT needs a disk file system (set TMPDIR)" ;;
-esac
+if [ -n "$dev" ]; then
+	where="on $dev (block device, $devmib MiB, overwritten)"
+else
+	fs=$(stat -f -c %T "$dir")
+	case $fs in
+	tmpfs | ramfs) die "$dir is on $fs: O_DIRECT needs a disk file system (set TMPDIR)" ;;
+	esac
+	where="in $dir ($fs)"
+fi
 
 # Sizes fix the work. fio's buffer is bs x iodepth (1 MiB here: the shim takes mappings of
 # 1 MiB and more); the files are far larger than the buffer, so every buffer slot is
@@ -64,6 +84,12 @@ if [ "$mode" = long ]; then
 	mib=512 loops=4
 else
 	mib=64 loops=3
+fi
+# On a device the read file (mib x loops) and the shared part (mib) must fit; a file must
+# still hold the probe's 4 MiB, several times the 1 MiB buffer.
+if [ -n "$dev" ] && [ $((mib * (loops + 1))) -gt "$devmib" ]; then
+	mib=$((devmib / (loops + 1)))
+	[ "$mib" -ge 4 ] || die "$dev ($devmib MiB) is too small: at least $((4 * (loops + 1))) MiB"
 fi
 size=${mib}M rsize=$((mib * loops))M
 # --iomem=mmap: fio 3.33 maps its buffer MAP_PRIVATE | MAP_ANONYMOUS, which is what the
@@ -83,6 +109,18 @@ jsum() {
 # A field of the shim's summary line (in fio's stderr).
 shimval() {
 	grep '^leap-shim: regions=' "$2" | tail -n 1 | grep -o "\b$1=[0-9]*" | cut -d= -f2
+}
+
+# on FILE: sets the array `on` to fio's arguments for the data file FILE: the file in
+# $dir, or on a device its part (read.dat first, every other file the part after it).
+on() {
+	if [ -z "$dev" ]; then
+		on=(--filename="$dir/$1")
+	elif [ "$1" = read.dat ]; then
+		on=(--filename="$dev" --offset=0)
+	else
+		on=(--filename="$dev" --offset="$rsize")
+	fi
 }
 
 # run_fio NAME DECLARE(0/1/-: no shim) FIO-ARGS...: runs fio; sets ios, verr, rc, jerr
@@ -154,36 +192,41 @@ run_case() {
 
 # A file written by fio (no shim), for the read cases: its blocks carry verify headers.
 prefill() {
+	on "$1"
 	fio --name=prefill "${common[@]}" --output="$dir/prefill.json" --ioengine=libaio \
-		--filename="$dir/$1" --size="$rsize" --rw=write --do_verify=0 2>"$dir/prefill.err" ||
+		"${on[@]}" --size="$rsize" --rw=write --do_verify=0 2>"$dir/prefill.err" ||
 		die "writing $1 failed: $(tail -n 3 "$dir/prefill.err")"
 }
 
 case_aio_randwrite() {
-	run_fio aio-randwrite 1 --ioengine=libaio --filename="$dir/rw.dat" --size="$size" \
+	on rw.dat
+	run_fio aio-randwrite 1 --ioengine=libaio "${on[@]}" --size="$size" \
 		--rw=randwrite --verify_backlog=64 --loops="$loops"
 	judge aio-randwrite
 }
 
 case_aio_randread() {
-	run_fio aio-randread 1 --ioengine=libaio --filename="$dir/read.dat" --size="$rsize" \
+	on read.dat
+	run_fio aio-randread 1 --ioengine=libaio "${on[@]}" --size="$rsize" \
 		--rw=randread
 	judge aio-randread
 }
 
 case_uring_fixedbufs() {
-	run_fio uring-fixedbufs 1 --ioengine=io_uring --fixedbufs --filename="$dir/uring.dat" \
+	on uring.dat
+	run_fio uring-fixedbufs 1 --ioengine=io_uring --fixedbufs "${on[@]}" \
 		--size="$size" --rw=randwrite --verify_backlog=64 --loops="$loops"
 	judge uring-fixedbufs
 }
 
 case_write_only() {
-	run_fio write-only 0 --ioengine=libaio --filename="$dir/write.dat" --size="$size" \
+	on write.dat
+	run_fio write-only 0 --ioengine=libaio "${on[@]}" --size="$size" \
 		--rw=write --do_verify=0 --loops="$loops"
 	judge write-only || return 1
 	local w_ios=$ios w_moves=$moves w_moved=$moved w_skipped=$skipped w_waits=$waits
 	# the check: every block as the disk has it, read without the shim
-	run_fio write-verify - --ioengine=libaio --filename="$dir/write.dat" --size="$size" \
+	run_fio write-verify - --ioengine=libaio "${on[@]}" --size="$size" \
 		--rw=read
 	judge write-verify noshim || return 1
 	ios=$((w_ios + ios)) moves=$w_moves moved=$w_moved skipped=$w_skipped waits=$w_waits
@@ -205,7 +248,8 @@ info() {
 # /dev/userfaultfd is open to it; the library then refuses every move (EOPNOTSUPP) and
 # there is nothing to test: skip, like the other tests, with the library's reason.
 probe() {
-	run_fio probe 1 --ioengine=libaio --filename="$dir/probe.dat" --size=4M --rw=write \
+	on probe.dat
+	run_fio probe 1 --ioengine=libaio "${on[@]}" --size=4M --rw=write \
 		--do_verify=0
 	if [ "$(shimval first_error "$dir/probe.err")" = 95 ]; then
 		echo "SKIP fio: the library cannot move pages here: $(grep -m1 'leap-shim: page_leap' \
@@ -217,16 +261,24 @@ probe() {
 start=$SECONDS
 probe
 echo "fio.sh: $mode mode, $(fio --version), files of $size x $loops passes (reads: $rsize)," \
-	"in $dir ($fs)"
+	"$where"
+# where the shim's moves go (its summary's nodes=): the log says which kind of move ran
+nodes=$(shimval nodes "$dir/probe.err")
+case $nodes in
+'' | 0) ;;
+1) echo "fio.sh: one node with memory: the shim relocates the buffers within it (fresh pages)" ;;
+*) echo "fio.sh: the shim moves the buffers between the $nodes nodes with memory, in turn" ;;
+esac
 prefill read.dat
 run_case aio-randwrite
 run_case aio-randread
 run_case uring-fixedbufs
 run_case write-only
 if [ "$mode" = long ]; then
-	info aio-read-undeclared 0 --ioengine=libaio --filename="$dir/read.dat" --size="$rsize" \
+	on read.dat
+	info aio-read-undeclared 0 --ioengine=libaio "${on[@]}" --size="$rsize" \
 		--rw=randread
-	info uring-read-plain 1 --ioengine=io_uring --filename="$dir/read.dat" --size="$rsize" \
+	info uring-read-plain 1 --ioengine=io_uring "${on[@]}" --size="$rsize" \
 		--rw=randread
 fi
 

@@ -6,6 +6,9 @@
 # LEAP_GUEST_ENV="NAME=VALUE,NAME=VALUE" is exported to the tests inside the guest.
 # LEAP_BENCH_ARGS="--full ..." are the arguments of `pageleap bench` in bench mode;
 # LEAP_YCSB_ARGS and LEAP_YCSB_WORKLOADS="a c e" those of `pageleap ycsb` in ycsb mode.
+# LEAP_VM_FIO=1 (check mode; scripts/vm/check.sh sets it for one guest): the guest also
+# runs tests/fio.sh on its virtio disk, so the host's fio, bash, the shim
+# BUILD_DIR/tests/fio_shim.so (make) and every library they load go into the initramfs.
 # Exit 0 only if the guest reported success; the guest's output goes to stdout.
 set -euo pipefail
 b=${1:?build dir}
@@ -23,6 +26,25 @@ cp "$here/../../tests/run.sh" "$root/run.sh"
 cp "$b"/static/t_* "$root/tests/"
 cp "$b/static/pageleap" "$b/static/guest-exit" "$root/bin/"
 chmod +x "$root/init"
+# fio.sh in the guest: the host's fio (dynamically linked, ~62 libraries) and bash, with
+# the shim, the dynamic loader and each library at the path ldd gives (the loader finds
+# them in its built-in directories and the RUNPATHs, with no ld.so.cache); /init runs it
+if [ "${LEAP_VM_FIO:-0}" = 1 ] && [ "$mode" = check ]; then
+	fio=$(command -v fio) || { echo "run.sh: LEAP_VM_FIO=1 needs fio on the host (make deps)" >&2; exit 2; }
+	[ -f "$b/tests/fio_shim.so" ] || { echo "run.sh: $b/tests/fio_shim.so is missing: run make" >&2; exit 2; }
+	mkdir -p "$root/usr/bin"
+	cp "$fio" "$root/usr/bin/fio"
+	cp "$(command -v bash)" "$root/usr/bin/bash"
+	cp "$b/tests/fio_shim.so" "$root/tests/"
+	cp "$here/../../tests/fio.sh" "$root/fio.sh"
+	# ldd's lines "name => /path (addr)", and the loader's "/path (addr)"
+	libs=$(ldd "$fio" "$(command -v bash)" "$b/tests/fio_shim.so" |
+		awk '$2 == "=>" && $3 ~ /^\// { print $3 } NF == 2 && $1 ~ /^\// { print $1 }' | sort -u)
+	for f in $libs; do
+		mkdir -p "$root$(dirname "$f")"
+		cp -L "$f" "$root$f"
+	done
+fi
 # the modules of the virtual disk, from the kernel's package (kernel.sh), and the order to load them
 mkdir -p "$root/lib/modules"
 cp "$(dirname "$kernel")/modules-$kver"/* "$root/lib/modules/"

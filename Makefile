@@ -133,7 +133,7 @@ check-fio: deps
 	bash tests/fio.sh --long $(B)
 
 check-vm: deps
-	$(MAKE) static
+	$(MAKE) static $(B)/tests/fio_shim.so
 	bash scripts/vm/check.sh $(B)
 
 asan:

@@ -19,9 +19,9 @@ extern void (*leap__test_extent_hook)(struct leap_job *j, struct leap_region *r,
 /* Called under the region's lock just before a walker's move starts waiting for a range
  * busy with another job (src/core/lifetime.c). It must not call into the library. */
 extern void (*leap__test_claim_wait_hook)(struct leap_region *r);
-/* Called under the region's lock just before a job starts waiting for device I/O
- * declared with leap_io_begin() to end (src/core/job.c). It must not call into the
- * library. */
+/* Called under the region's lock when a job has parked to wait for device I/O declared
+ * with leap_io_begin() to end (src/core/job.c): its io_waits counts it. It must not call
+ * into the library. */
 extern void (*leap__test_io_wait_hook)(struct leap_region *r);
 /* Called under the region's lock once a job's extent is recorded as in flight for the
  * device-I/O declarations, before it moves (src/core/job.c). It must not call into the

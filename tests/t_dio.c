@@ -334,6 +334,47 @@ CASE(begin_waits_for_overlapping_extent_only)
 	teardown(&r);
 }
 
+static struct leap_region *other;
+static void move_other(void *a)
+{
+	(void)a;
+	CHECK(OK(page_leap(other, leap_region_addr(other), RLEN, far, LEAP_RELOCATE, NULL)) ==
+		      (int)RNP, "the other region did not move whole");
+}
+static struct leap_job *queued;
+static void destroy_queued(void *a)
+{
+	(void)a;
+	leap_job_destroy(&queued);
+}
+
+/* A job waiting for declared I/O does not hold its node's worker (one thread here): a
+ * move of another region runs meanwhile, and a queued job can be destroyed by the thread
+ * that holds the declaration. */
+CASE(waiting_job_frees_its_worker)
+{
+	struct leap_region *r = setup();
+	leap__test_io_wait_hook = io_wait_hook;
+	OK(leap_region_new(ctx, RLEN, home, &other));
+	fill_pages(leap_region_addr(other), RNP, 3);
+	OK(leap_io_begin(r, pg(r, 16), PG, 0));
+	struct leap_job *j;
+	OK(page_leap_opts(r, pg(r, 0), 64 * PG, far, LEAP_RELOCATE, &fixed16, &j));
+	await_io_wait(1);
+	CHECK(finishes(move_other, NULL), "a move of another region waited for the parked job");
+	OK(page_leap(other, leap_region_addr(other), RLEN, far, LEAP_RELOCATE, &queued));
+	CHECK(finishes(destroy_queued, NULL), "destroying a job queued behind the parked one "
+					      "waited for the declaration");
+	check_pages(leap_region_addr(other), RNP, 3, "the other region");
+	CHECK(prog(j).state == LEAP_JOB_RUNNING, "the parked job is not running any more");
+	OK(leap_io_end(r, pg(r, 16), PG, 0));
+	CHECK(leap_job_wait(j, -1) == 64, "the parked job did not finish its 64 pages");
+	leap_job_destroy(&j);
+	check_pages(leap_region_addr(r), RNP, 1, "contents");
+	leap_region_destroy(&other);
+	teardown(&r);
+}
+
 static void destroy_region(void *a)
 {
 	leap_region_destroy(a);
@@ -753,7 +794,7 @@ int main(void)
 	t_name = "t_dio";
 	return RUN_CASES(bad_input, skip_busy, longterm_skipped, waits_for_io, longterm_during_wait,
 			 busy_on_target_passed, begin_waits_for_overlapping_extent_only,
-			 wait_ends_on_cancel_and_destroy, evacuate, undeclared_registered_detaches,
+			 waiting_job_frees_its_worker, wait_ends_on_cancel_and_destroy, evacuate, undeclared_registered_detaches,
 			 registered_declared_and_recipe, stale_pin_confined, odirect_declared,
 			 odirect_writes_undeclared);
 }

@@ -128,6 +128,15 @@ int leap__worker_new(const struct leap_topo *t, int cpu_node, unsigned nthreads,
 void leap__worker_free(struct leap__worker *w);
 /* Queue fn(arg) to run on one of the worker's threads. */
 int leap__worker_submit(struct leap__worker *w, void (*fn)(void *), void *arg);
+/* A queued call in the caller's memory: queued again without allocating, so it cannot
+ * fail (a job parked for device I/O resumes this way, see io.c). */
+struct leap__work {
+	void (*fn)(void *);
+	void *arg;
+	struct leap__work *next;
+	bool owned; /* allocated by leap__worker_submit(), freed after the call */
+};
+void leap__worker_push(struct leap__worker *w, struct leap__work *it);
 
 /* ------------------------------------------------------------ ctx.c */
 struct leap_ctx {
@@ -202,6 +211,7 @@ struct leap_region {
 	size_t nio, io_cap;
 	uint64_t io_declared; /* declarations, counted */
 	uint64_t moving_a, moving_b;
+	struct leap__parked *parked; /* jobs waiting for declared I/O to end */
 };
 /* Take r->lock for a caller of the API, counted in lock_arrivals and lock_served. */
 void leap__region_lock(struct leap_region *r);
@@ -281,9 +291,23 @@ void leap__io_fini(struct leap_region *r);
 bool leap__io_extent_begin(struct leap_region *r, uint64_t pos, uint64_t *n,
 			   struct leap__busy *bz);
 void leap__io_extent_end(struct leap_region *r);
-/* Wait until page pos is free of transient declarations, or *cancel. Not under r->lock. */
-void leap__io_wait(struct leap_region *r, uint64_t pos, atomic_bool *cancel);
-/* Wake the jobs waiting in leap__io_wait() (a cancel, a destroy). */
+/*
+ * A job waiting for page pos to be free of transient declarations does not hold its
+ * worker's thread (other jobs of the node run meanwhile): it parks, and its work item is
+ * queued on its worker again when the page is free, a long-term declaration covers it,
+ * or the job is cancelled.
+ */
+struct leap__parked {
+	uint64_t pos;
+	atomic_bool *cancel;
+	struct leap__worker *w;
+	struct leap__work work;
+	struct leap__parked *next;
+};
+/* Park p (true), or false when page p->pos needs no wait any more (or p is cancelled):
+ * the job then goes on at once. */
+bool leap__io_park(struct leap_region *r, struct leap__parked *p);
+/* Queue the cancelled parked jobs again (a cancel, a destroy). */
 void leap__io_kick(struct leap_region *r);
 /* Declarations in force, and the bytes their records take. */
 void leap__io_stats(struct leap_region *r, uint64_t *declared, uint64_t *bytes);

@@ -19,11 +19,13 @@
  * before the first busy page and records it as the extent in flight; the job clears it
  * with leap__io_extent_end() when the extent is over. leap_io_begin() records the
  * declaration first, so no later extent takes it, and then waits while the extent in
- * flight overlaps it. A job that finds its page busy waits on io_cond, which
- * leap_io_end() broadcasts (and leap_io_begin() of a long-term declaration, which the
- * job skips instead), like a cancel and a destroy (leap__io_kick()).
+ * flight overlaps it. A job that finds its page busy parks (leap__io_park()): it leaves
+ * its worker's thread to other jobs, and leap_io_end() (or leap_io_begin() of a long-term
+ * declaration, which the job skips instead, or a cancel or a destroy: leap__io_kick())
+ * queues it on its worker again, where it goes on from that page.
  *
- * Lock order: region->lock before io_lock; nothing is taken under io_lock.
+ * Lock order: region->lock before io_lock; nothing is taken under io_lock (parked jobs
+ * are queued on their workers after it is released).
  */
 #include "core/core.h"
 
@@ -66,6 +68,44 @@ static struct leap__io *io_find(struct leap_region *r, uint64_t a, uint64_t b, u
 	return NULL;
 }
 
+/* What the declarations say about [a, b) (see struct leap__busy). pre: io_lock held */
+static bool busy_locked(const struct leap_region *r, uint64_t a, uint64_t b,
+			struct leap__busy *out);
+
+/* Whether a parked job must keep waiting at its page. pre: io_lock held */
+static bool still_parked(const struct leap_region *r, const struct leap__parked *p)
+{
+	struct leap__busy bz;
+	return !atomic_load(p->cancel) && busy_locked(r, p->pos, p->pos + 1, &bz) && !bz.longterm;
+}
+
+/* Take the parked jobs that may go on off the list. pre: io_lock held */
+static struct leap__parked *unpark_locked(struct leap_region *r)
+{
+	struct leap__parked *go = NULL, **pp = &r->parked;
+	while (*pp) {
+		struct leap__parked *p = *pp;
+		if (still_parked(r, p)) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		p->next = go;
+		go = p;
+	}
+	return go;
+}
+
+/* Queue them on their workers: they go on where they stopped. */
+static void resume(struct leap__parked *go)
+{
+	while (go) {
+		struct leap__parked *next = go->next; /* the job may run (and end) at once */
+		leap__worker_push(go->w, &go->work);
+		go = next;
+	}
+}
+
 LEAP_API int leap_io_begin(struct leap_region *r, const void *addr, size_t len, unsigned flags)
 {
 	uint64_t a, b;
@@ -90,16 +130,18 @@ LEAP_API int leap_io_begin(struct leap_region *r, const void *addr, size_t len, 
 		if (!rc)
 			r->io[r->nio++] = (struct leap__io){ a, b, flags, 1 };
 	}
+	struct leap__parked *go = NULL;
 	if (!rc) {
 		r->io_declared++;
-		if (flags & LEAP_IO_LONGTERM) /* a job waiting at these pages skips them now */
-			pthread_cond_broadcast(&r->io_cond);
+		if (flags & LEAP_IO_LONGTERM) /* a job parked at these pages skips them now */
+			go = unpark_locked(r);
 		/* declared first, so no new extent takes the range: then let the one in flight
 		 * finish (a writer to it would wait as long) */
 		while (a < r->moving_b && r->moving_a < b)
 			pthread_cond_wait(&r->io_cond, &r->io_lock);
 	}
 	pthread_mutex_unlock(&r->io_lock);
+	resume(go);
 	return rc;
 }
 
@@ -111,20 +153,21 @@ LEAP_API int leap_io_end(struct leap_region *r, const void *addr, size_t len, un
 		return rc;
 	pthread_mutex_lock(&r->io_lock);
 	struct leap__io *d = io_find(r, a, b, flags);
+	struct leap__parked *go = NULL;
 	if (!d) {
 		rc = -EINVAL;
 	} else {
 		r->io_declared--;
 		if (--d->count == 0) {
 			*d = r->io[--r->nio];
-			pthread_cond_broadcast(&r->io_cond); /* jobs waiting for these pages */
+			go = unpark_locked(r); /* jobs parked at these pages */
 		}
 	}
 	pthread_mutex_unlock(&r->io_lock);
+	resume(go);
 	return rc;
 }
 
-/* What the declarations say about [a, b) (see struct leap__busy). pre: io_lock held */
 static bool busy_locked(const struct leap_region *r, uint64_t a, uint64_t b,
 			struct leap__busy *out)
 {
@@ -175,21 +218,26 @@ void leap__io_extent_end(struct leap_region *r)
 	pthread_mutex_unlock(&r->io_lock);
 }
 
-void leap__io_wait(struct leap_region *r, uint64_t pos, atomic_bool *cancel)
+bool leap__io_park(struct leap_region *r, struct leap__parked *p)
 {
-	struct leap__busy bz;
 	pthread_mutex_lock(&r->io_lock);
-	/* a long-term declaration made meanwhile ends the wait too: the caller skips it */
-	while (!atomic_load(cancel) && busy_locked(r, pos, pos + 1, &bz) && !bz.longterm)
-		pthread_cond_wait(&r->io_cond, &r->io_lock);
+	/* checked again here: an end (or a cancel) between the job's look and now must not
+	 * be missed, and both take io_lock */
+	bool park = still_parked(r, p);
+	if (park) {
+		p->next = r->parked;
+		r->parked = p;
+	}
 	pthread_mutex_unlock(&r->io_lock);
+	return park;
 }
 
 void leap__io_kick(struct leap_region *r)
 {
 	pthread_mutex_lock(&r->io_lock);
-	pthread_cond_broadcast(&r->io_cond);
+	struct leap__parked *go = unpark_locked(r);
 	pthread_mutex_unlock(&r->io_lock);
+	resume(go);
 }
 
 void leap__io_stats(struct leap_region *r, uint64_t *declared, uint64_t *bytes)

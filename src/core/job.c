@@ -52,8 +52,8 @@
  * the job's thread before each extent, with the extent's first byte offset in the
  * region, so a test can hold a job at a known point instead of racing it. */
 void (*leap__test_extent_hook)(struct leap_job *j, struct leap_region *r, size_t offset);
-/* Test seam: called under r->lock just before a job starts waiting for declared device
- * I/O to end (io.c), so a test knows the job waits. */
+/* Test seam: called under r->lock once a job parked to wait for declared device I/O to
+ * end (io.c), so a test knows the job waits. */
 void (*leap__test_io_wait_hook)(struct leap_region *r);
 /* Test seam: called under r->lock once an extent is recorded in flight (io.c), before it
  * moves, so a test can hold a job in the middle of an extent. */
@@ -75,7 +75,11 @@ struct leap_job {
 	atomic_int refs;
 	atomic_bool cancel;
 	struct leap__claim claim; /* its range on the region, while it may touch it */
-	bool io_waiting;	  /* under lock: waiting for declared device I/O (io.c) */
+	bool io_waiting;	  /* under lock: parked for declared device I/O (io.c) */
+	/* where the extent loop stands, kept while the job is parked (worker thread only) */
+	bool started;
+	uint64_t pos, g;
+	struct leap__parked park;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* signalled when the job ends */
@@ -194,26 +198,33 @@ static void account_busy(struct leap_job *j, uint64_t pos, uint64_t end)
 }
 
 /*
- * Wait until page pos is no longer declared busy, or the job is cancelled (a cancel, or
- * the region's destroy, kicks io.c's condition). pre: r->lock held; released while
- * waiting (the job keeps its claim), held again on return
+ * Park the job until page pos is no longer declared busy, or it is cancelled (io.c); the
+ * worker's thread goes on with other jobs meanwhile, and job_run() is queued again to go
+ * on from pos. Returns false when the page needs no wait any more: go on now. The job
+ * keeps its claim while parked. pre: r->lock held
  */
-static void wait_io(struct leap_job *j, uint64_t pos)
+static bool park(struct leap_job *j, uint64_t pos)
 {
 	struct leap_region *r = j->r;
 	pthread_mutex_lock(&j->lock);
-	j->io_waiting = true; /* leap_job_cancel() wakes us */
-	j->prog.io_waits++;
+	j->io_waiting = true; /* leap_job_cancel() kicks the region's parked jobs */
 	pthread_mutex_unlock(&j->lock);
-	r->st.io_waits++;
-	if (leap__test_io_wait_hook)
-		leap__test_io_wait_hook(r);
-	pthread_mutex_unlock(&r->lock);
-	leap__io_wait(r, pos, &j->cancel);
-	pthread_mutex_lock(&r->lock);
+	j->park.pos = pos;
+	j->park.cancel = &j->cancel;
+	bool parked = leap__io_park(r, &j->park);
+	/* queued again meanwhile, the job still waits for r->lock before it goes on */
 	pthread_mutex_lock(&j->lock);
-	j->io_waiting = false;
+	if (parked)
+		j->prog.io_waits++;
+	else
+		j->io_waiting = false;
 	pthread_mutex_unlock(&j->lock);
+	if (parked) {
+		r->st.io_waits++;
+		if (leap__test_io_wait_hook)
+			leap__test_io_wait_hook(r);
+	}
+	return parked;
 }
 
 /* Whether any page of [a, b) is to move. pre: r->lock held */
@@ -233,8 +244,9 @@ static bool any_moves(struct leap_job *j, uint64_t a, uint64_t b)
  * Fit the extent [pos, pos + *n) around declared device I/O. Returns 0 to move it (cut
  * short before the first busy page, and in flight for io.c until leap__io_extent_end()),
  * 1 when pos itself is busy and was dealt with: its pages skipped (*skip_to: where to go
- * on) or waited for (*skip_to == pos: look again). Busy pages that would not move anyway
- * (already on the target) are simply passed. pre: r->lock held
+ * on) or no longer busy (*skip_to == pos: look again), 2 when the job parked to wait for
+ * it. Busy pages that would not move anyway (already on the target) are simply passed.
+ * pre: r->lock held
  */
 static int fit_busy(struct leap_job *j, uint64_t pos, uint64_t *n, uint64_t *skip_to)
 {
@@ -246,7 +258,8 @@ static int fit_busy(struct leap_job *j, uint64_t pos, uint64_t *n, uint64_t *ski
 		*skip_to = next;
 		account_busy(j, pos, next);
 	} else {
-		wait_io(j, pos);
+		if (park(j, pos))
+			return 2;
 		*skip_to = pos;
 	}
 	return 1;
@@ -258,13 +271,19 @@ static void job_run(void *arg)
 	struct leap_job *j = arg;
 	struct leap_region *r = j->r;
 	pthread_mutex_lock(&j->lock);
-	j->prog.state = LEAP_JOB_RUNNING;
-	j->prog.worker_cpu = sched_getcpu();
-	j->t0 = leap__sys_now_ns();
+	if (!j->started) {
+		j->prog.state = LEAP_JOB_RUNNING;
+		j->prog.worker_cpu = sched_getcpu();
+		j->t0 = leap__sys_now_ns();
+		j->started = true;
+		j->pos = j->a;
+		j->g = leap__gran_first(&j->gran);
+	}
+	j->io_waiting = false; /* queued again after parking (io.c), or never parked */
 	pthread_mutex_unlock(&j->lock);
-	uint64_t g = leap__gran_first(&j->gran);
+	uint64_t g = j->g;
 	bool cancelled = false;
-	for (uint64_t pos = j->a; pos < j->b;) {
+	for (uint64_t pos = j->pos; pos < j->b;) {
 		if (atomic_load(&j->cancel)) {
 			cancelled = true;
 			break;
@@ -283,7 +302,16 @@ static void job_run(void *arg)
 		h.count = 0;
 		pthread_mutex_lock(&r->lock);
 		uint64_t skip_to;
-		if (fit_busy(j, pos, &n, &skip_to)) {
+		/* kept before a park: the job may be queued again (on another thread of the
+		 * worker) as soon as it is parked */
+		j->pos = pos;
+		j->g = g;
+		int busy = fit_busy(j, pos, &n, &skip_to);
+		if (busy == 2) { /* parked: queued again when the page is free, from pos */
+			pthread_mutex_unlock(&r->lock);
+			return; /* the job is not ours any more: touch nothing */
+		}
+		if (busy) {
 			pthread_mutex_unlock(&r->lock);
 			pos = skip_to;
 			continue;
@@ -494,6 +522,7 @@ static int job_start(struct leap_job *j, int node, struct leap_pool *pool, unsig
 	struct leap__worker *w = NULL;
 	if (!rc) {
 		rc = leap__ctx_worker(r->ctx, leap__slot_node(r, j->mv.target), &w);
+		j->park = (struct leap__parked){ .w = w, .work = { job_run, j, NULL, false } };
 		if (!rc)
 			rc = leap__worker_submit(w, job_run, j);
 		if (rc)
@@ -747,7 +776,7 @@ LEAP_API int leap_job_cancel(struct leap_job *j)
 		kick = j->child->r;
 		leap__region_ref(kick);
 	} else if (j->io_waiting) {
-		/* waiting for declared I/O (io.c): its claim keeps the region alive */
+		/* parked for declared I/O (io.c): its claim keeps the region alive */
 		kick = j->r;
 		leap__region_ref(kick);
 	}

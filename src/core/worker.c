@@ -17,16 +17,10 @@
 #include <sched.h>
 #include <stdlib.h>
 
-struct item {
-	void (*fn)(void *);
-	void *arg;
-	struct item *next;
-};
-
 struct leap__worker {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* signalled when an item is queued or stop is set */
-	struct item *head, *tail;
+	struct leap__work *head, *tail;
 	bool stop;
 	unsigned nthreads;
 	pthread_t threads[];
@@ -41,13 +35,16 @@ static void *worker_main(void *arg)
 			pthread_cond_wait(&w->cond, &w->lock);
 		if (!w->head)
 			break; /* stop, and nothing left to run */
-		struct item *it = w->head;
+		struct leap__work *it = w->head;
 		w->head = it->next;
 		if (!w->head)
 			w->tail = NULL;
 		pthread_mutex_unlock(&w->lock);
+		/* a caller's item may be gone (or queued again) once fn returns */
+		bool owned = it->owned;
 		it->fn(it->arg);
-		free(it);
+		if (owned)
+			free(it);
 		pthread_mutex_lock(&w->lock);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -110,10 +107,17 @@ void leap__worker_free(struct leap__worker *w)
 
 int leap__worker_submit(struct leap__worker *w, void (*fn)(void *), void *arg)
 {
-	struct item *it = malloc(sizeof(*it));
+	struct leap__work *it = malloc(sizeof(*it));
 	if (!it)
 		return -ENOMEM;
-	*it = (struct item){ fn, arg, NULL };
+	*it = (struct leap__work){ fn, arg, NULL, true };
+	leap__worker_push(w, it);
+	return 0;
+}
+
+void leap__worker_push(struct leap__worker *w, struct leap__work *it)
+{
+	it->next = NULL;
 	pthread_mutex_lock(&w->lock);
 	if (w->tail)
 		w->tail->next = it;
@@ -122,5 +126,4 @@ int leap__worker_submit(struct leap__worker *w, void (*fn)(void *), void *arg)
 	w->tail = it;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
-	return 0;
 }

@@ -276,7 +276,7 @@ struct leap__io {
 	unsigned flags; /* LEAP_IO_* */
 	unsigned count;
 };
-/* What leap__io_busy() found in [a, b): the first declared page lo (b if none); when
+/* What the declarations say about [a, b) (io.c): the first declared page lo (b if none); when
  * that is a itself, whether a declaration holding it is long-term, and next, the first
  * page after a where the answer may change. */
 struct leap__busy {

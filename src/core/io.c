@@ -106,6 +106,27 @@ static void resume(struct leap__parked *go)
 	}
 }
 
+/* One more declaration of [a, b) with flags: counted on an equal one, else appended.
+ * pre: io_lock held */
+static int io_add(struct leap_region *r, uint64_t a, uint64_t b, unsigned flags)
+{
+	struct leap__io *d = io_find(r, a, b, flags);
+	if (d) {
+		d->count++;
+		return 0;
+	}
+	if (r->nio == r->io_cap) {
+		size_t cap = r->io_cap ? 2 * r->io_cap : 8;
+		struct leap__io *v = realloc(r->io, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		r->io = v;
+		r->io_cap = cap;
+	}
+	r->io[r->nio++] = (struct leap__io){ a, b, flags, 1 };
+	return 0;
+}
+
 LEAP_API int leap_io_begin(struct leap_region *r, const void *addr, size_t len, unsigned flags)
 {
 	uint64_t a, b;
@@ -113,23 +134,7 @@ LEAP_API int leap_io_begin(struct leap_region *r, const void *addr, size_t len, 
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&r->io_lock);
-	struct leap__io *d = io_find(r, a, b, flags);
-	if (d) {
-		d->count++;
-	} else {
-		if (r->nio == r->io_cap) {
-			size_t cap = r->io_cap ? 2 * r->io_cap : 8;
-			struct leap__io *v = realloc(r->io, cap * sizeof(*v));
-			if (v) {
-				r->io = v;
-				r->io_cap = cap;
-			} else {
-				rc = -ENOMEM;
-			}
-		}
-		if (!rc)
-			r->io[r->nio++] = (struct leap__io){ a, b, flags, 1 };
-	}
+	rc = io_add(r, a, b, flags);
 	struct leap__parked *go = NULL;
 	if (!rc) {
 		r->io_declared++;

@@ -14,7 +14,7 @@
 #   make install PREFIX=/usr/local
 # Out of tree: make B=/path/to/builddir
 
-VERSION := 0.2.0
+VERSION := 0.3.0
 SOVER := 0
 B ?= build
 CC ?= cc
@@ -24,7 +24,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 BASEFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude $(WARN) -pthread
 # the library's sources see the folders' internal headers; tools and tests see pageleap.h
 LIBFLAGS := -Isrc
-LIBS := -lnuma -pthread
+LIBS := -lnuma -pthread -lm
 
 LIB_SRC := $(wildcard src/*/*.c)
 LIB_HDR := $(wildcard src/*/*.h) include/pageleap.h
@@ -81,7 +81,7 @@ $(B)/tests/t_inject $(B)/static/t_inject: TEST_LDFLAGS = -Wl,--wrap=mmap
 # io_uring (liburing) drives the device I/O test
 $(B)/tests/t_dio $(B)/static/t_dio: TEST_LDFLAGS = -luring
 # unit tests of the library's pure pieces see its internal headers
-UNIT_TESTS := t_gran t_ivset t_hist t_runs
+UNIT_TESTS := t_gran t_ivset t_hist t_runs t_cluster
 $(UNIT_TESTS:%=$(B)/tests/%) $(UNIT_TESTS:%=$(B)/static/%): TEST_EXTRA = -Isrc
 # the B+-tree of pageleap ycsb is tested on its own
 $(B)/tests/t_btree $(B)/static/t_btree: tools/btree.c tools/btree.h
@@ -98,7 +98,7 @@ $(B)/tests/fio_shim.so: tests/fio_shim.c include/pageleap.h $(PIC_OBJ) | $(B)/te
 
 # static binaries for the initramfs of the emulated-NUMA guests
 $(B)/static/%: tests/%.c $(wildcard tests/*.h) $(STLIB) | $(B)/static
-	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) -lnuma -pthread
+	$(CC) $(BASEFLAGS) $(CFLAGS) -static $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) -lnuma -pthread -lm
 $(B)/static/pageleap: $(CLI_SRC) $(wildcard tools/*.h) include/pageleap.h $(STLIB) | $(B)/static
 	$(CC) $(BASEFLAGS) $(CFLAGS) -static $(CLI_SRC) -o $@ $(STLIB) -lnuma -pthread -lm
 $(B)/static/guest-exit: scripts/vm/guest-exit.c | $(B)/static

@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 #define LEAP_VERSION_MAJOR 0
-#define LEAP_VERSION_MINOR 2
+#define LEAP_VERSION_MINOR 3
 #define LEAP_VERSION_PATCH 0
 
 /* The page size page_leap() works in (bytes). Addresses and lengths must be multiples. */
@@ -480,6 +480,184 @@ int leap_job_cancel(struct leap_job *job);
 /* Cancel if still running, wait, free, set *job to NULL. Must not race with other calls
  * on *job. */
 void leap_job_destroy(struct leap_job **job);
+
+/* ---------------------------------------------------------------- measured topology */
+/*
+ * leap_measure: the machine measured from inside, unprivileged (no msr module, no root),
+ * next to what sysfs says (pageleap topo --measure; man leap_measure_new(3)):
+ *   - idle memory latency (a dependent pointer chase over a buffer far beyond the
+ *     last-level cache) and read bandwidth, per CPU node x memory node;
+ *   - core-to-core latency (a cache line passed back and forth), per pair of CPUs;
+ *   - coherence domains: the CPUs clustered by core-to-core latency;
+ *   - memory domains: pool memory, in 2 MiB chunks, clustered by its latency from each
+ *     coherence domain. The two are reported separately: a chip whose core complexes
+ *     look like nodes to a core-to-core probe may have uniform memory.
+ * A verdict says whether measurement found structure that sysfs does not show (hidden
+ * NUMA, as in a VM whose vCPUs sit on several sockets but which sees one node).
+ *
+ * Virtual nodes: with LEAP_MEASURE_KEEP the measurement keeps the labelled chunks, and
+ * each measured coherence domain becomes a virtual node: its CPUs and the chunks found
+ * near them, for threads to run on and first-touch (leap_vnode_cpus(), leap_vnode_chunk()).
+ * The guest cannot choose host pages; it can choose which measured chunks it uses and
+ * which threads touch them first. page_leap() still targets the kernel's nodes.
+ *
+ * A leap_measure is immutable after leap_measure_new(): every reader is MT-Safe.
+ */
+struct leap_measure;
+
+#define LEAP_MEASURE_LATENCY 0x1u   /* latency matrix, CPU node x memory node */
+#define LEAP_MEASURE_BANDWIDTH 0x2u /* read bandwidth matrix, CPU node x memory node */
+#define LEAP_MEASURE_C2C 0x4u	    /* core-to-core latency and coherence domains */
+#define LEAP_MEASURE_MEMORY 0x8u    /* memory domains (implies LEAP_MEASURE_C2C) */
+#define LEAP_MEASURE_ALL 0xfu
+#define LEAP_MEASURE_KEEP 0x100u    /* keep the labelled chunks: virtual nodes */
+
+struct leap_measure_opts {
+	size_t size;		  /* in: sizeof(struct leap_measure_opts) */
+	unsigned what;		  /* LEAP_MEASURE_* bits; 0 means LEAP_MEASURE_ALL */
+	unsigned rounds;	  /* samples of each quantity, median kept; 0: 5 */
+	uint64_t latency_bytes;	  /* pointer-chase buffer per memory node; 0: 256 MiB */
+	uint64_t bandwidth_bytes; /* read buffer per memory node; 0: 256 MiB */
+	uint64_t label_bytes;	  /* pool memory labelled per memory node; 0: 64 MiB */
+	unsigned c2c_trips;	  /* round trips per CPU pair and sample; 0: 1000 */
+	unsigned max_cpus;	  /* CPUs probed core-to-core (spread over the nodes); 0: 64 */
+};
+
+/* One measured quantity over its samples. */
+struct leap_sample {
+	size_t size;	 /* in: sizeof(struct leap_sample) */
+	double median;	 /* ns for latencies, GB/s for bandwidth */
+	double min;
+	double max;
+	unsigned samples;
+};
+
+struct leap_domains {
+	size_t size;		/* in: sizeof(struct leap_domains) */
+	int sysfs_nodes;	/* online nodes sysfs shows */
+	int sysfs_cpu_nodes;	/* of which have CPUs */
+	int cpu_clusters;	/* coherence domains measured (1: uniform); 0: not measured */
+	int mem_clusters;	/* memory domains measured (1: uniform); 0: not measured */
+	double cpu_confidence;	/* 0..1: how clearly the clusters separate */
+	double mem_confidence;
+	int hidden;		/* 1: measured structure that sysfs does not show */
+	unsigned cpus;		/* CPUs probed core-to-core */
+	uint64_t chunks;	/* 2 MiB chunks labelled */
+	double c2c_seconds;	/* time each part took */
+	double latency_seconds;
+	double bandwidth_seconds;
+	double memory_seconds;
+	char verdict[160];	/* one line, e.g. "sysfs shows 1 node; measured 2 CPU
+				   clusters and 2 memory clusters" */
+};
+
+/* One labelled chunk of pool memory. */
+struct leap_chunk_info {
+	size_t size;	  /* in: sizeof(struct leap_chunk_info) */
+	int node;	  /* the kernel node of its pool */
+	int mem_cluster;  /* its memory domain */
+	int near_cluster; /* the coherence domain it is nearest to; -1: equally near all */
+	void *addr;	  /* its 2 MiB, with LEAP_MEASURE_KEEP; else NULL */
+};
+
+/*
+ * Measure. ctx provides the memory (regions on each memory node); opts may be NULL.
+ * Takes seconds: each part's time is in leap_domains. Pins its own threads to CPUs in
+ * turn; the calling thread's affinity is left as it was. Errors: -EINVAL (NULL ctx or
+ * out, unknown bits in what), -E2BIG, -ENOMEM, -ENOSPC (a node has too little memory for
+ * the buffers), and what leap_region_new() returns.
+ */
+int leap_measure_new(struct leap_ctx *ctx, const struct leap_measure_opts *opts,
+		     struct leap_measure **out);
+/* Free the measurement and the chunks it kept. Must not race with other calls on *m. */
+void leap_measure_destroy(struct leap_measure **m);
+/* Latency (ns) and bandwidth (GB/s) from CPU node to memory node. -ENODEV: a node that
+ * was not measured; -ENODATA: the quantity was not measured. MT-Safe. */
+int leap_measure_latency(const struct leap_measure *m, int cpu_node, int mem_node,
+			 struct leap_sample *ns);
+int leap_measure_bandwidth(const struct leap_measure *m, int cpu_node, int mem_node,
+			   struct leap_sample *gbps);
+/* One-way core-to-core latency between two probed CPUs (ns; half a round trip). */
+int leap_measure_c2c(const struct leap_measure *m, int cpu_a, int cpu_b, struct leap_sample *ns);
+/* The CPUs probed core-to-core, in order; returns their count. */
+int leap_measure_cpus(const struct leap_measure *m, int *cpus, size_t max);
+/* The coherence domain of a probed CPU (>= 0), -ENODEV if not probed. */
+int leap_measure_cpu_cluster(const struct leap_measure *m, int cpu);
+int leap_measure_domains(const struct leap_measure *m, struct leap_domains *out);
+/* Chunk i (0 .. leap_domains.chunks - 1) and its latency (ns) from coherence domain k. */
+int leap_measure_chunk(const struct leap_measure *m, uint64_t i, struct leap_chunk_info *out);
+int leap_measure_chunk_latency(const struct leap_measure *m, uint64_t i, int cluster,
+			       double *ns);
+/*
+ * The latency model (ns) the library's policies use for an access from CPU node `from`
+ * to memory on node `to`: the measured median when m measured it, else the SLIT distance
+ * scaled from a local latency (measured local latency when m has one, else 80 ns):
+ * local * distance / 10. m may be NULL. Returns 1 (measured) or 0 (from distances) and
+ * sets *ns; -ENODEV for an unknown node.
+ */
+int leap_latency_model(const struct leap_topo *topo, const struct leap_measure *m, int from,
+		       int to, double *ns);
+
+/* Virtual nodes (LEAP_MEASURE_KEEP): one per coherence domain. */
+int leap_vnode_count(const struct leap_measure *m);
+/* The CPUs of virtual node v; returns their count. */
+int leap_vnode_cpus(const struct leap_measure *m, int v, int *cpus, size_t max);
+/* The k-th kept chunk near virtual node v (2 MiB, its address in *addr); returns 0, or
+ * -ENOENT past the last one, -ENODATA without LEAP_MEASURE_KEEP. */
+int leap_vnode_chunk(const struct leap_measure *m, int v, uint64_t k, void **addr);
+
+/* ---------------------------------------------------------------- affinity monitor */
+/*
+ * leap_affinity: notices that a watched thread now runs in another coherence domain (its
+ * CPU moved by the scheduler) or that a CPU itself moved to another domain (a hypervisor
+ * placed the vCPU on another socket: re-probed core-to-core). Events go to a callback,
+ * from the monitor's own thread (or from leap_affinity_poll()'s caller).
+ */
+enum leap_affinity_kind {
+	LEAP_AFFINITY_THREAD = 1, /* a watched thread runs in another domain */
+	LEAP_AFFINITY_VCPU = 2	  /* a CPU measured nearer another domain than before */
+};
+struct leap_affinity_event {
+	size_t size;	  /* sizeof(struct leap_affinity_event) of the library */
+	int kind;	  /* enum leap_affinity_kind */
+	int tid;	  /* the thread (LEAP_AFFINITY_THREAD), else 0 */
+	int cpu;	  /* the CPU it now runs on / the CPU that moved */
+	int from_cluster; /* its domain before, -1 if unknown */
+	int to_cluster;	  /* its domain now */
+};
+typedef void (*leap_affinity_fn)(const struct leap_affinity_event *ev, void *arg);
+struct leap_affinity_opts {
+	size_t size;		/* in: sizeof(struct leap_affinity_opts) */
+	unsigned period_ms;	/* between checks of the watched threads; 0: 1000 */
+	unsigned reprobe_every; /* re-probe the CPUs every that many periods; 0: never */
+	int no_thread;		/* 1: no monitor thread, checks only by leap_affinity_poll() */
+	leap_affinity_fn fn;	/* the event callback; may be NULL (stats only) */
+	void *arg;
+};
+struct leap_affinity_stats {
+	size_t size;		/* in: sizeof(struct leap_affinity_stats) */
+	uint64_t checks;	/* checks made */
+	uint64_t thread_events; /* LEAP_AFFINITY_THREAD events */
+	uint64_t vcpu_events;	/* LEAP_AFFINITY_VCPU events */
+	uint64_t cpu_ns;	/* CPU time the monitor spent (its thread's clock) */
+	int watched;		/* threads watched now */
+};
+struct leap_affinity;
+/*
+ * Start a monitor over the domains of m (NULL: the kernel's nodes from topo). Needs m
+ * for reprobe_every. Errors: -EINVAL, -E2BIG, -ENOMEM, -EAGAIN (no thread).
+ */
+int leap_affinity_start(const struct leap_topo *topo, const struct leap_measure *m,
+			const struct leap_affinity_opts *opts, struct leap_affinity **out);
+/* Watch / stop watching thread tid of this process (0: the caller). -ESRCH: no such
+ * thread, -EEXIST / -ENOENT: already / not watched. MT-Safe. */
+int leap_affinity_watch(struct leap_affinity *a, int tid);
+int leap_affinity_unwatch(struct leap_affinity *a, int tid);
+/* Check now, on the calling thread; returns the number of events raised. MT-Safe. */
+int leap_affinity_poll(struct leap_affinity *a, int reprobe);
+int leap_affinity_stats(const struct leap_affinity *a, struct leap_affinity_stats *out);
+/* Stop the thread and free. Must not be called from the callback. */
+void leap_affinity_stop(struct leap_affinity **a);
 
 /* Library version as "major.minor.patch". */
 const char *leap_version(void);

@@ -19,7 +19,7 @@ tmp=${TMPDIR:-/tmp}/leap-layout.$$
 trap 'rm -f "$tmp".*' EXIT
 fail=0
 # the folders from the bottom up: a folder may use only those before it
-order="util os topo wp core coord"
+order="util os topo wp core coord measure"
 rank() { i=0; for f in $order; do [ "$f" = "$1" ] && { echo $i; return; }; i=$((i + 1)); done; echo 99; }
 
 : >"$tmp.def"

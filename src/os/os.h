@@ -37,6 +37,9 @@ void leap__sys_unmap(void *addr, size_t len);
 /* CLOCK_MONOTONIC in ns: the library's one clock for durations and deadlines. */
 uint64_t leap__sys_now_ns(void);
 void leap__sys_close(int fd);
+/* The CPU thread tid of this process last ran on (/proc), or -ESRCH. */
+int leap__sys_task_cpu(int tid);
+int leap__sys_gettid(void);
 
 /* ------------------------------------------------------------ uffd.c */
 /* A write-protect userfaultfd (returned), non-blocking, feature-negotiated. *features: what the

@@ -13,6 +13,7 @@
 #include <numaif.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -377,6 +378,37 @@ uint64_t leap__sys_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The CPU thread tid of this process last ran on: field 39 of its stat line, read after
+ * the command name (which may hold spaces and parentheses, hence the last ')'). */
+int leap__sys_task_cpu(int tid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int err = errno;
+	close(fd);
+	if (n <= 0)
+		return n < 0 ? -err : -EIO;
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return -EIO;
+	/* after ") " come fields 3, 4, ...: skip to field 39 */
+	for (int field = 3; field <= 39 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (!p)
+		return -EIO;
+	return atoi(p + 1);
+}
+
+int leap__sys_gettid(void)
+{
+	return (int)syscall(SYS_gettid);
 }
 
 void leap__sys_close(int fd)

@@ -10,6 +10,8 @@
 #   make ycsb            YCSB A, C, E on a B+-tree while it migrates, per method, here and
 #                        in a 2-node guest (timelines in build/ycsb/)
 #   make demo            a region migrating across nodes, locally and in emulated guests
+#   make measure         this machine measured from inside next to what sysfs says, and
+#                        whether it hides NUMA (pageleap topo --measure; build/measure/)
 #   make layout          the call graph between the library's files (checked by every build)
 #   make install PREFIX=/usr/local
 # Out of tree: make B=/path/to/builddir
@@ -81,7 +83,7 @@ $(B)/tests/t_inject $(B)/static/t_inject: TEST_LDFLAGS = -Wl,--wrap=mmap
 # io_uring (liburing) drives the device I/O test
 $(B)/tests/t_dio $(B)/static/t_dio: TEST_LDFLAGS = -luring
 # unit tests of the library's pure pieces see its internal headers
-UNIT_TESTS := t_gran t_ivset t_hist t_runs t_cluster
+UNIT_TESTS := t_gran t_ivset t_hist t_runs t_cluster t_measure
 $(UNIT_TESTS:%=$(B)/tests/%) $(UNIT_TESTS:%=$(B)/static/%): TEST_EXTRA = -Isrc
 # the B+-tree of pageleap ycsb is tested on its own
 $(B)/tests/t_btree $(B)/static/t_btree: tools/btree.c tools/btree.h
@@ -159,6 +161,10 @@ ycsb: deps
 	$(MAKE) all static
 	bash scripts/ycsb.sh $(B)
 
+# here only, as the machine is (no guests: emulated timings say nothing about hardware)
+measure: $(CLI)
+	PAGELEAP=$(CLI) bash scripts/measure.sh $(B)/measure
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin \
 		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man7
@@ -177,5 +183,5 @@ install: all
 clean:
 	rm -rf $(B) build-asan build-tsan
 
-.PHONY: all layout static deps check check-local check-fio check-vm asan tsan demo bench bench-full ycsb install clean
+.PHONY: all layout static deps check check-local check-fio check-vm asan tsan demo bench bench-full ycsb measure install clean
 .SECONDARY:

@@ -564,22 +564,27 @@ struct leap_chunk_info {
  * Measure. ctx provides the memory (regions on each memory node); opts may be NULL.
  * Takes seconds: each part's time is in leap_domains. Pins its own threads to CPUs in
  * turn; the calling thread's affinity is left as it was. Errors: -EINVAL (NULL ctx or
- * out, unknown bits in what), -E2BIG, -ENOMEM, -ENOSPC (a node has too little memory for
- * the buffers), and what leap_region_new() returns.
+ * out, unknown bits in what, a buffer smaller than its minimum: a page for latency, 64 pages
+ * for bandwidth, a chunk to label), -E2BIG, -ENOMEM (also: a node has too little memory
+ * for the buffers), -ENODEV (no CPU to run on), and what leap_region_new() returns.
  */
 int leap_measure_new(struct leap_ctx *ctx, const struct leap_measure_opts *opts,
 		     struct leap_measure **out);
 /* Free the measurement and the chunks it kept. Must not race with other calls on *m. */
 void leap_measure_destroy(struct leap_measure **m);
-/* Latency (ns) and bandwidth (GB/s) from CPU node to memory node. -ENODEV: a node that
- * was not measured; -ENODATA: the quantity was not measured. MT-Safe. */
+/* Latency (ns) and bandwidth (GB/s) from CPU node to memory node. -ENODEV: no such node;
+ * -ENODATA: not measured for this pair (not asked for, a node without CPUs as the CPU
+ * side, a node without memory as the memory side). MT-Safe. */
 int leap_measure_latency(const struct leap_measure *m, int cpu_node, int mem_node,
 			 struct leap_sample *ns);
 int leap_measure_bandwidth(const struct leap_measure *m, int cpu_node, int mem_node,
 			   struct leap_sample *gbps);
-/* One-way core-to-core latency between two probed CPUs (ns; half a round trip). */
+/* One-way core-to-core latency between two probed CPUs (ns; half a round trip; the same
+ * for (a, b) and (b, a): samples alternate who starts). -ENODEV: a CPU not probed, or
+ * a == b; -ENODATA: no sample of the pair completed (a CPU never scheduled in time). */
 int leap_measure_c2c(const struct leap_measure *m, int cpu_a, int cpu_b, struct leap_sample *ns);
-/* The CPUs probed core-to-core, in order; returns their count. */
+/* The CPUs probed core-to-core, in order: the first max written; returns how many there
+ * are (which may exceed max). */
 int leap_measure_cpus(const struct leap_measure *m, int *cpus, size_t max);
 /* The coherence domain of a probed CPU (>= 0), -ENODEV if not probed. */
 int leap_measure_cpu_cluster(const struct leap_measure *m, int cpu);
@@ -600,10 +605,13 @@ int leap_latency_model(const struct leap_topo *topo, const struct leap_measure *
 
 /* Virtual nodes (LEAP_MEASURE_KEEP): one per coherence domain. */
 int leap_vnode_count(const struct leap_measure *m);
-/* The CPUs of virtual node v; returns their count. */
+/* The CPUs of virtual node v: the first max written; returns how many there are. */
 int leap_vnode_cpus(const struct leap_measure *m, int v, int *cpus, size_t max);
-/* The k-th kept chunk near virtual node v (2 MiB, its address in *addr); returns 0, or
- * -ENOENT past the last one, -ENODATA without LEAP_MEASURE_KEEP. */
+/* The k-th kept chunk for virtual node v (2 MiB, its address in *addr): first those
+ * nearest to v, then those equally near every domain (uniform memory), which every
+ * virtual node lists: hand those out once. Contents undefined; valid until
+ * leap_measure_destroy(). Returns 0, or -ENOENT past the last one, -ENODATA without
+ * LEAP_MEASURE_KEEP. */
 int leap_vnode_chunk(const struct leap_measure *m, int v, uint64_t k, void **addr);
 
 /* ---------------------------------------------------------------- affinity monitor */

@@ -2,6 +2,9 @@
  * pageleap - command-line tool for libpageleap.
  *
  *   pageleap topo [--json]               NUMA nodes, CPUs, memory, distances
+ *   pageleap topo --measure [...]        the same next to the machine measured from inside
+ *                                        (leap_measure_new: latency, bandwidth, core to
+ *                                        core, memory domains, hidden NUMA); measure_out.c
  *   pageleap demo [--size MIB] [--json]  a region migrating across every memory node,
  *                                        with the kernel's placement query beside the
  *                                        library's answer after each step
@@ -31,6 +34,11 @@ static const char usage[] =
 	"\n"
 	"commands:\n"
 	"  topo [--json]               show NUMA nodes, CPUs, memory and distances\n"
+	"  topo --measure [--json] [--plot FILE.png] [--what LIST] [--keep] [...]\n"
+	"                              also measure the machine from inside: memory latency\n"
+	"                              and bandwidth per node pair, core-to-core latency and\n"
+	"                              coherence domains, memory domains, and whether sysfs\n"
+	"                              hides NUMA structure (topo --measure --help)\n"
 	"  demo [--size MIB] [--json]  create a region, move it across every memory node and\n"
 	"                              show where its pages are (library and kernel)\n"
 	"  bench [--quick | --full] [--json | --csv] [--plot DIR] [...]\n"
@@ -65,8 +73,7 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Print a CPU list compactly: 0-3,8,10-11 */
-static void print_cpus(FILE *f, const int *cpus, int n)
+void cli_print_cpus(FILE *f, const int *cpus, int n)
 {
 	if (n == 0) {
 		fputs("-", f);
@@ -83,9 +90,62 @@ static void print_cpus(FILE *f, const int *cpus, int n)
 	}
 }
 
+void cli_topo_print(FILE *out, const struct leap_topo *t, int json)
+{
+	int count = leap_topo_node_count(t);
+	static int cpus[4096];
+	if (json)
+		fprintf(out, "{\"nodes\":[");
+	else
+		fprintf(out, "%-5s %-10s %10s %10s %-8s %s\n", "node", "cpus", "mem_MiB", "free_MiB",
+			"nearest", "distances");
+	int first = 1;
+	for (int n = 0; n < count; n++) {
+		struct leap_node_info ni = { .size = sizeof(ni) };
+		if (leap_topo_node(t, n, &ni) || !ni.online)
+			continue;
+		int nc = leap_topo_cpus(t, n, cpus, 4096);
+		nc = nc < 0 ? 0 : nc > 4096 ? 4096 : nc;
+		if (json) {
+			fprintf(out, "%s{\"node\":%d,\"cpus\":[", first ? "" : ",", n);
+			for (int i = 0; i < nc; i++)
+				fprintf(out, "%s%d", i ? "," : "", cpus[i]);
+			fprintf(out, "],\"has_memory\":%s,\"mem_total\":%" PRIu64 ",\"mem_free\":%" PRIu64
+				",\"nearest_cpu_node\":%d,\"distances\":[",
+				ni.has_memory ? "true" : "false", ni.mem_total, ni.mem_free,
+				ni.nearest_cpu_node);
+			for (int m = 0, k = 0; m < count; m++) {
+				int d = leap_topo_distance(t, n, m);
+				if (d > 0)
+					fprintf(out, "%s%d", k++ ? "," : "", d);
+			}
+			fprintf(out, "]}");
+		} else {
+			char cl[64];
+			FILE *f = fmemopen(cl, sizeof(cl), "w");
+			cli_print_cpus(f, cpus, nc);
+			fclose(f);
+			fprintf(out, "%-5d %-10s %10" PRIu64 " %10" PRIu64 " %-8d", n, cl, ni.mem_total >> 20,
+				ni.mem_free >> 20, ni.nearest_cpu_node);
+			for (int m = 0; m < count; m++) {
+				int d = leap_topo_distance(t, n, m);
+				if (d > 0)
+					fprintf(out, " %3d", d);
+			}
+			fprintf(out, "%s\n", ni.ncpus ? "" : "   (memory only)");
+		}
+		first = 0;
+	}
+	if (json)
+		fprintf(out, "]}");
+}
+
 static int cmd_topo(int argc, char **argv)
 {
 	int json = 0;
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--measure"))
+			return cmd_measure(argc, argv); /* measure_out.c */
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = 1;
@@ -98,52 +158,9 @@ static int cmd_topo(int argc, char **argv)
 		fprintf(stderr, "pageleap: cannot read the NUMA topology: %s\n", leap_strerror(rc));
 		return 1;
 	}
-	int count = leap_topo_node_count(t);
-	static int cpus[4096];
+	cli_topo_print(stdout, t, json);
 	if (json)
-		printf("{\"nodes\":[");
-	else
-		printf("%-5s %-10s %10s %10s %-8s %s\n", "node", "cpus", "mem_MiB", "free_MiB",
-		       "nearest", "distances");
-	int first = 1;
-	for (int n = 0; n < count; n++) {
-		struct leap_node_info ni = { .size = sizeof(ni) };
-		if (leap_topo_node(t, n, &ni) || !ni.online)
-			continue;
-		int nc = leap_topo_cpus(t, n, cpus, 4096);
-		nc = nc > 4096 ? 4096 : nc;
-		if (json) {
-			printf("%s{\"node\":%d,\"cpus\":[", first ? "" : ",", n);
-			for (int i = 0; i < nc; i++)
-				printf("%s%d", i ? "," : "", cpus[i]);
-			printf("],\"has_memory\":%s,\"mem_total\":%" PRIu64 ",\"mem_free\":%" PRIu64
-			       ",\"nearest_cpu_node\":%d,\"distances\":[",
-			       ni.has_memory ? "true" : "false", ni.mem_total, ni.mem_free,
-			       ni.nearest_cpu_node);
-			for (int m = 0, k = 0; m < count; m++) {
-				int d = leap_topo_distance(t, n, m);
-				if (d > 0)
-					printf("%s%d", k++ ? "," : "", d);
-			}
-			printf("]}");
-		} else {
-			char cl[64];
-			FILE *f = fmemopen(cl, sizeof(cl), "w");
-			print_cpus(f, cpus, nc);
-			fclose(f);
-			printf("%-5d %-10s %10" PRIu64 " %10" PRIu64 " %-8d", n, cl, ni.mem_total >> 20,
-			       ni.mem_free >> 20, ni.nearest_cpu_node);
-			for (int m = 0; m < count; m++) {
-				int d = leap_topo_distance(t, n, m);
-				if (d > 0)
-					printf(" %3d", d);
-			}
-			printf("%s\n", ni.ncpus ? "" : "   (memory only)");
-		}
-		first = 0;
-	}
-	if (json)
-		printf("]}\n");
+		putchar('\n');
 	leap_topo_destroy(&t);
 	return 0;
 }

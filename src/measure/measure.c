@@ -31,6 +31,9 @@
 /* Chase steps per latency sample at most, and lines per page of the latency chain. */
 #define LEAP_CHASE_STEPS (1u << 18)
 #define LEAP_CHASE_PER_PAGE 16
+/* The chunk probe's chain: every 8th page, 8 lines in each. */
+#define LEAP_CHUNK_PAGE_STEP 8
+#define LEAP_CHUNK_PER_PAGE 8
 /* Readers per node in the bandwidth probe at most. */
 #define LEAP_READERS_MAX 16
 /* Nominal local latency (ns) of the model when nothing was measured. */
@@ -214,6 +217,8 @@ static int measure_node(struct leap_measure *m, int mem)
 	if (rc)
 		return rc;
 	char *buf = leap_region_addr(r);
+	/* map every page now: a fault per page would cost more than the probes */
+	leap__sys_populate_write(buf, bytes / LEAP_PAGE_SIZE);
 	double *v = calloc(m->o.rounds, sizeof(double));
 	int cpus[LEAP_READERS_MAX];
 	void *start = NULL;
@@ -221,7 +226,7 @@ static int measure_node(struct leap_measure *m, int mem)
 	if (!v)
 		rc = -ENOMEM;
 	if (!rc && (what & LEAP_MEASURE_LATENCY)) {
-		start = leap__chain_build(buf, lat_bytes, LEAP_CHASE_PER_PAGE, 0x5eed + (uint64_t)mem);
+		start = leap__chain_build(buf, lat_bytes, 1, LEAP_CHASE_PER_PAGE, 0x5eed + (uint64_t)mem);
 		steps = lat_bytes / LEAP_PAGE_SIZE * LEAP_CHASE_PER_PAGE;
 		steps = steps < LEAP_CHASE_STEPS ? steps : LEAP_CHASE_STEPS;
 		if (!start)
@@ -259,16 +264,20 @@ static int label_node(struct leap_measure *m, int mem, uint64_t first, uint64_t 
 	if (rc)
 		return rc;
 	char *base = leap_region_addr(m->regions[mem]);
+	leap__sys_populate_write(base, count * LEAP_CHUNK_BYTES / LEAP_PAGE_SIZE);
 	double *v = calloc(m->o.rounds, sizeof(double));
 	if (!v)
 		return -ENOMEM;
-	uint64_t lines = LEAP_CHUNK_BYTES / LEAP_PAGE_SIZE; /* one per page */
+	/* 64 pages of the chunk, 8 lines each: few enough pages that the flushing walk leaves
+	 * their translations cached, so the timed chase sees memory, not page walks */
+	uint64_t lines = LEAP_CHUNK_BYTES / LEAP_PAGE_SIZE / LEAP_CHUNK_PAGE_STEP * LEAP_CHUNK_PER_PAGE;
 	for (uint64_t i = 0; !rc && i < count; i++) {
 		char *chunk = base + i * LEAP_CHUNK_BYTES;
 		uint64_t id = first + i;
 		m->chunk_node[id] = mem;
 		m->chunk_addr[id] = chunk;
-		void *start = mod ? NULL : leap__chain_build(chunk, LEAP_CHUNK_BYTES, 1, 0xc4u + id);
+		void *start = mod ? NULL : leap__chain_build(chunk, LEAP_CHUNK_BYTES, LEAP_CHUNK_PAGE_STEP,
+								  LEAP_CHUNK_PER_PAGE, 0xc4u + id);
 		if (!mod && !start)
 			rc = -ENOMEM;
 		for (int k = 0; !rc && k < m->nclusters; k++) {
@@ -281,12 +290,36 @@ static int label_node(struct leap_measure *m, int mem, uint64_t first, uint64_t 
 					v[s] = mod->chunk(mod->arg, rep, mem, i, s);
 				else
 					rc = leap__probe_chase(rep, start, lines, 1, &v[s]);
-			m->chunk_lat[id * (uint64_t)m->nclusters + (uint64_t)k] =
-				leap__median(v, (int)m->o.rounds);
+			/* the least of the samples: interference from other work only adds
+			 * time, and the least is what the memory itself takes */
+			leap__median(v, (int)m->o.rounds); /* sorts */
+			m->chunk_lat[id * (uint64_t)m->nclusters + (uint64_t)k] = v[0];
 		}
 	}
 	free(v);
 	return rc;
+}
+
+/*
+ * A memory split counts only when it is clear (confidence at least
+ * LEAP_MEM_CONFIDENCE_MIN) and every domain holds a share of the chunks
+ * (LEAP_MEM_SHARE_MIN): a false memory node sends pages to the wrong place for good,
+ * while a missed one leaves things as sysfs has them.
+ */
+#define LEAP_MEM_CONFIDENCE_MIN 0.25
+#define LEAP_MEM_SHARE_MIN 0.03
+static int memory_split_holds(const struct leap_measure *m, int k)
+{
+	if (m->dom.mem_confidence < LEAP_MEM_CONFIDENCE_MIN)
+		return 0;
+	for (int c = 0; c < k; c++) {
+		uint64_t in = 0;
+		for (uint64_t i = 0; i < m->nchunks; i++)
+			in += m->chunk_mc[i] == c;
+		if (in < 2 || (double)in < LEAP_MEM_SHARE_MIN * (double)m->nchunks)
+			return 0;
+	}
+	return 1;
 }
 
 static int measure_memory(struct leap_measure *m)
@@ -321,6 +354,14 @@ static int measure_memory(struct leap_measure *m)
 	if (rc < 0)
 		return rc;
 	m->dom.mem_clusters = rc;
+	if (rc > 1 && !memory_split_holds(m, rc)) {
+		/* a weak split is noise, not a domain: report uniform memory, with the
+		 * confidence that it is */
+		for (uint64_t i = 0; i < total; i++)
+			m->chunk_mc[i] = 0;
+		m->dom.mem_clusters = 1;
+		m->dom.mem_confidence = 1 - m->dom.mem_confidence;
+	}
 	for (uint64_t i = 0; i < total; i++)
 		m->chunk_near[i] = leap__chunk_near(&m->chunk_lat[i * (uint64_t)m->nclusters],
 						    m->nclusters);

@@ -65,9 +65,11 @@ void leap__prober_free(struct leap__prober *p);
  * prober to b, a cache line passes back and forth `trips` times, bounded in time. */
 int leap__probe_c2c(struct leap__prober *p, int a, int b, unsigned trips, unsigned sample,
 		    double *ns);
-/* Build a dependent chain (a cycle) through per_page cache lines of every page of
- * buf[0, bytes), pages and lines in random order; returns its start (NULL: no memory). */
-void *leap__chain_build(char *buf, uint64_t bytes, uint64_t per_page, uint64_t seed);
+/* Build a dependent chain (a cycle) through per_page cache lines of every page_step-th
+ * page of buf[0, bytes), pages and lines in random order; returns its start (NULL: no
+ * memory). */
+void *leap__chain_build(char *buf, uint64_t bytes, uint64_t page_step, uint64_t per_page,
+			uint64_t seed);
 /* Latency of one step of the chain at start (ns), `steps` steps on CPU cpu. flush: the
  * lines leave the caches first (clflush), so every step comes from memory. */
 int leap__probe_chase(int cpu, void *start, uint64_t steps, int flush, double *ns);

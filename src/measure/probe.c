@@ -198,14 +198,18 @@ static void shuffle(uint32_t *v, uint64_t n, uint64_t *s)
 }
 
 /*
- * Pages in random order, and in each page `per_page` lines spread over it (at a random
- * offset) in random order: a step misses the caches, and the translation misses only
- * once per page, so the chase measures memory rather than page walks; no stride for a
+ * Every page_step-th page, pages in random order, and in each page `per_page` lines
+ * spread over it (at a random offset) in random order: a step misses the caches, and the
+ * translation misses only once per page, so the chase measures memory rather than page
+ * walks (whose cost, in a VM, depends on how the host maps the page); no stride for a
  * prefetcher to follow.
  */
-void *leap__chain_build(char *buf, uint64_t bytes, uint64_t per_page, uint64_t seed)
+void *leap__chain_build(char *buf, uint64_t bytes, uint64_t page_step, uint64_t per_page,
+			uint64_t seed)
 {
-	uint64_t pages = bytes / LEAP_PAGE_SIZE, lines_pp = LEAP_PAGE_SIZE / LEAP_LINE;
+	if (page_step < 1)
+		page_step = 1;
+	uint64_t pages = bytes / LEAP_PAGE_SIZE / page_step, lines_pp = LEAP_PAGE_SIZE / LEAP_LINE;
 	if (per_page < 1)
 		per_page = 1;
 	if (per_page > lines_pp)
@@ -221,7 +225,7 @@ void *leap__chain_build(char *buf, uint64_t bytes, uint64_t per_page, uint64_t s
 	shuffle(order, pages, &s);
 	void **first = NULL, **prev = NULL;
 	for (uint64_t i = 0; i < pages; i++) {
-		char *page = buf + (uint64_t)order[i] * LEAP_PAGE_SIZE;
+		char *page = buf + (uint64_t)order[i] * page_step * LEAP_PAGE_SIZE;
 		uint64_t off = rnd(&s) % stride;
 		for (uint64_t k = 0; k < per_page; k++)
 			inner[k] = (uint32_t)(k * stride + off);

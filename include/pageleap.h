@@ -515,11 +515,12 @@ struct leap_measure;
 struct leap_measure_opts {
 	size_t size;		  /* in: sizeof(struct leap_measure_opts) */
 	unsigned what;		  /* LEAP_MEASURE_* bits; 0 means LEAP_MEASURE_ALL */
-	unsigned rounds;	  /* samples of each quantity, median kept; 0: 5 */
+	unsigned rounds;	  /* samples of each quantity (median kept; for chunks the
+				     least); 0: 5, at most 1000 */
 	uint64_t latency_bytes;	  /* pointer-chase buffer per memory node; 0: 256 MiB */
 	uint64_t bandwidth_bytes; /* read buffer per memory node; 0: 256 MiB */
 	uint64_t label_bytes;	  /* pool memory labelled per memory node; 0: 64 MiB */
-	unsigned c2c_trips;	  /* round trips per CPU pair and sample; 0: 1000 */
+	unsigned c2c_trips;	  /* round trips per CPU pair and sample; 0: 500, at most 10^6 */
 	unsigned max_cpus;	  /* CPUs probed core-to-core (spread over the nodes); 0: 64 */
 };
 
@@ -540,7 +541,8 @@ struct leap_domains {
 	int mem_clusters;	/* memory domains measured (1: uniform); 0: not measured */
 	double cpu_confidence;	/* 0..1: how clearly the clusters separate */
 	double mem_confidence;
-	int hidden;		/* 1: measured structure that sysfs does not show */
+	int hidden;		/* 1: memory domains that sysfs does not show (a node's
+				   chunks in several domains); CPU-only structure is not */
 	unsigned cpus;		/* CPUs probed core-to-core */
 	uint64_t chunks;	/* 2 MiB chunks labelled */
 	double c2c_seconds;	/* time each part took */
@@ -566,7 +568,10 @@ struct leap_chunk_info {
  * turn; the calling thread's affinity is left as it was. Errors: -EINVAL (NULL ctx or
  * out, unknown bits in what, a buffer smaller than its minimum: a page for latency, 64 pages
  * for bandwidth, a chunk to label), -E2BIG, -ENOMEM (also: a node has too little memory
- * for the buffers), -ENODEV (no CPU to run on), and what leap_region_new() returns.
+ * for the buffers), -ENODEV (no CPU to run on), -EAGAIN (no thread), and what
+ * leap_region_new() returns. The time is bounded per sample (a CPU that answers late is
+ * given up on) as long as every CPU gets some time: a CPU taken whole by a real-time
+ * thread can hold it up.
  */
 int leap_measure_new(struct leap_ctx *ctx, const struct leap_measure_opts *opts,
 		     struct leap_measure **out);
@@ -579,14 +584,15 @@ int leap_measure_latency(const struct leap_measure *m, int cpu_node, int mem_nod
 			 struct leap_sample *ns);
 int leap_measure_bandwidth(const struct leap_measure *m, int cpu_node, int mem_node,
 			   struct leap_sample *gbps);
-/* One-way core-to-core latency between two probed CPUs (ns; half a round trip; the same
- * for (a, b) and (b, a): samples alternate who starts). -ENODEV: a CPU not probed, or
+/* One-way core-to-core latency between two probed CPUs (ns; half a round trip, which
+ * crosses both ways: the same for (a, b) and (b, a)). -ENODEV: a CPU not probed, or
  * a == b; -ENODATA: no sample of the pair completed (a CPU never scheduled in time). */
 int leap_measure_c2c(const struct leap_measure *m, int cpu_a, int cpu_b, struct leap_sample *ns);
 /* The CPUs probed core-to-core, in order: the first max written; returns how many there
  * are (which may exceed max). */
 int leap_measure_cpus(const struct leap_measure *m, int *cpus, size_t max);
-/* The coherence domain of a probed CPU (>= 0), -ENODEV if not probed. */
+/* The coherence domain of a probed CPU (>= 0), -ENODEV if not probed, -ENODATA if
+ * core-to-core was not measured. */
 int leap_measure_cpu_cluster(const struct leap_measure *m, int cpu);
 int leap_measure_domains(const struct leap_measure *m, struct leap_domains *out);
 /* Chunk i (0 .. leap_domains.chunks - 1) and its latency (ns) from coherence domain k. */
@@ -661,10 +667,13 @@ int leap_affinity_start(const struct leap_topo *topo, const struct leap_measure 
  * thread, -EEXIST / -ENOENT: already / not watched. MT-Safe. */
 int leap_affinity_watch(struct leap_affinity *a, int tid);
 int leap_affinity_unwatch(struct leap_affinity *a, int tid);
-/* Check now, on the calling thread; returns the number of events raised. MT-Safe. */
+/* Check now, on the calling thread (reprobe: re-probe the CPUs first; -ENODATA without
+ * a measurement); returns the number of events raised. MT-Safe, except from the
+ * callback (checks are serialized, the callback runs inside one). */
 int leap_affinity_poll(struct leap_affinity *a, int reprobe);
 int leap_affinity_stats(const struct leap_affinity *a, struct leap_affinity_stats *out);
-/* Stop the thread and free. Must not be called from the callback. */
+/* Stop the thread and free. Must not be called from the callback. A watched thread on
+ * a CPU the measurement did not probe is in domain -1. */
 void leap_affinity_stop(struct leap_affinity **a);
 
 /* Library version as "major.minor.patch". */

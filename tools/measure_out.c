@@ -2,7 +2,8 @@
  * measure_out.c - `pageleap topo --measure`: the machine measured from inside
  * (leap_measure_new(3)) next to what sysfs says, as a table, as one JSON object, and as a
  * gnuplot figure (heat maps of the core-to-core and memory-latency matrices, and each
- * labelled chunk's latency from each coherence domain).
+ * labelled chunk's latency from each coherence domain). Then the affinity monitor is
+ * timed, and the time targets are judged from it and the measurement ("targets").
  *
  * The measurement is taken once; everything printed is read from it through struct view,
  * gathered once. Words as in pageleap.h: a coherence domain (CPU cluster) is written
@@ -20,17 +21,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_NODES 256
 #define MAX_CPUS 4096
+
+/* The time targets, judged in the "targets" block. */
+#define T_C2C_CPUS 64	     /* the core-to-core partition of this many CPUs ... */
+#define T_C2C_S 5.0	     /* ... within this many seconds */
+#define T_LABEL_S_GIB 1.0    /* memory labelled at this many seconds per GiB or less */
+#define T_MON_THREADS 64     /* the monitor watching this many threads ... */
+#define T_MON_PCT 0.1	     /* ... at the default 1 s period: at most this % of one CPU */
+#define MON_CHECKS 200	     /* checks timed (leap_affinity_poll) */
+#define MON_REPROBE_EVERY 60 /* the example re-probe period, in periods of 1 s */
 
 static const char measure_usage[] =
 	"usage: pageleap topo --measure [OPTIONS]\n"
 	"  measure the machine from inside, unprivileged, and show it next to what sysfs says:\n"
 	"  memory latency and bandwidth per CPU node x memory node, core-to-core latency and\n"
 	"  the coherence domains it shows, memory domains, and a verdict (hidden NUMA or not).\n"
-	"  Takes seconds to minutes; each part's time is printed.\n"
+	"  Takes seconds to minutes; each part's time is printed, and the time targets\n"
+	"  (core-to-core for 64 CPUs, memory labelling, affinity monitor) judged: MET or NOT MET.\n"
 	"  --json               one JSON object instead of the table\n"
 	"  --save-json FILE     also write the JSON to FILE\n"
 	"  --plot FILE.png      also draw heat maps of the core-to-core and latency matrices and\n"
@@ -42,7 +54,7 @@ static const char measure_usage[] =
 	"  --latency-mb N       pointer-chase buffer per memory node, MiB (default 256)\n"
 	"  --bandwidth-mb N     read buffer per memory node, MiB (default 256)\n"
 	"  --label-mb N         memory labelled per memory node, MiB, in 2 MiB chunks (default 64)\n"
-	"  --trips N            core-to-core round trips per CPU pair and sample (default 1000)\n"
+	"  --trips N            core-to-core round trips per CPU pair and sample (default 500)\n"
 	"  --max-cpus N         CPUs probed core to core, spread over the nodes (default 64)\n"
 	"  --keep               keep the labelled chunks and list the virtual nodes (each\n"
 	"                       coherence domain's CPUs and the chunks near it)\n";
@@ -185,6 +197,12 @@ struct view {
 	uint64_t *per_node;	     /* [node index * M + m]: chunks */
 	uint64_t *mc_chunks;	     /* [m]: chunks of memory domain m */
 	double *mc_lat;		     /* [m * K + k]: median latency of m's chunks from k */
+	/* the affinity monitor's cost, timed after the measurement (monitor_cost()) */
+	int mon_rc;		     /* 0, or why it could not be timed (-errno) */
+	uint64_t mon_checks, mon_ns; /* checks of the watched threads, their CPU time */
+	int mon_watched;
+	int rp_rc;		 /* one re-probe: 0, 1 (not made: fewer than 2 CPUs), -errno */
+	double rp_cpu, rp_thread; /* its CPU time (s): every thread, the calling thread */
 };
 
 static int sample(sample_fn fn, const struct leap_measure *m, int a, int b, struct leap_sample *s)
@@ -300,6 +318,156 @@ static int view_build(struct view *v, const struct leap_topo *t, const struct le
 		return view_chunks(v);
 	v->nchunk = 0;
 	return 0;
+}
+
+/* ------------------------------------------------------------------ targets */
+
+static double cpu_seconds(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Time the affinity monitor on the measured domains (the kernel's nodes without them):
+ * MON_CHECKS checks of the calling thread, then one re-probe when core to core was
+ * measured with 2 CPUs or more. A re-probe's prober thread spins with the caller, so its
+ * CPU time is read for the whole process as well as from the monitor's stats. */
+static void monitor_cost(struct view *v)
+{
+	struct leap_affinity_opts o = { .size = sizeof(o), .no_thread = 1 };
+	struct leap_affinity_stats s = { .size = sizeof(s) };
+	struct leap_affinity *a = NULL;
+	int rc = leap_affinity_start(v->t, v->K > 0 ? v->m : NULL, &o, &a);
+	if (!rc)
+		rc = leap_affinity_watch(a, 0);
+	for (int i = 0; !rc && i < MON_CHECKS; i++) {
+		int events = leap_affinity_poll(a, 0);
+		rc = events < 0 ? events : 0;
+	}
+	if (!rc)
+		rc = leap_affinity_stats(a, &s);
+	v->mon_rc = rc, v->mon_checks = s.checks, v->mon_ns = s.cpu_ns, v->mon_watched = s.watched;
+	v->rp_rc = 1;
+	if (!rc && v->ncpu >= 2 && v->K > 0) {
+		uint64_t before = s.cpu_ns;
+		double p0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
+		rc = leap_affinity_poll(a, 1);
+		v->rp_cpu = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - p0;
+		v->rp_rc = rc < 0 ? rc : leap_affinity_stats(a, &s);
+		v->rp_thread = (double)(s.cpu_ns - before) / 1e9;
+	}
+	if (a)
+		leap_affinity_stop(&a);
+}
+
+struct target {
+	const char *name, *label, *unit;
+	double value, target; /* NaN: none (n/a; target: not judged) */
+	int met;	      /* 1 met, 0 not met, -1 n/a or not judged */
+	char note[240];
+};
+enum { T_C2C, T_LABEL, T_MONITOR, T_REPROBE, T_N };
+
+static void judge(struct target *t, double value)
+{
+	t->value = value;
+	t->met = isnan(t->target) ? -1 : value <= t->target;
+}
+
+static void targets(const struct view *v, struct target *t)
+{
+	const struct leap_domains *d = &v->d;
+	double n = d->cpus, N = T_C2C_CPUS;
+	t[T_C2C] = (struct target){ "c2c_partition", "core-to-core partition", "s", NAN, T_C2C_S, -1, "" };
+	if (d->cpus < 2) {
+		snprintf(t[T_C2C].note, sizeof(t->note), "cannot be judged: %s", d->cpus ?
+			 "1 CPU probed core to core, no pair timed" : "core to core not measured");
+	} else {
+		judge(&t[T_C2C], d->c2c_seconds * (N * (N - 1) / 2) / (n * (n - 1) / 2));
+		snprintf(t[T_C2C].note, sizeof(t->note), "for %d CPUs (%.0f pairs), %s %u CPUs "
+			 "(%.0f pair%s): %.3g s measured%s", T_C2C_CPUS, N * (N - 1) / 2,
+			 d->cpus < T_C2C_CPUS ? "extrapolated from" : d->cpus > T_C2C_CPUS ?
+			 "scaled from" : "measured with", d->cpus, n * (n - 1) / 2, d->cpus == 2 ? "" : "s",
+			 d->c2c_seconds, d->cpus < 8 ? "; from so few pairs, noisy" : "");
+	}
+	t[T_LABEL] = (struct target){ "memory_labelling", "memory labelling", "s/GiB", NAN,
+				      T_LABEL_S_GIB, -1, "" };
+	double gib = (double)d->chunks * 2 / 1024;
+	if (!d->chunks) {
+		snprintf(t[T_LABEL].note, sizeof(t->note), "cannot be judged: no memory labelled");
+	} else {
+		judge(&t[T_LABEL], d->memory_seconds / gib);
+		snprintf(t[T_LABEL].note, sizeof(t->note), "%.3g s for %" PRIu64 " chunks of 2 MiB, "
+			 "%.3g GiB", d->memory_seconds, d->chunks, gib);
+	}
+	t[T_MONITOR] = (struct target){ "affinity_monitor", "affinity monitor", "% of one CPU", NAN,
+					T_MON_PCT, -1, "" };
+	if (v->mon_rc || !v->mon_checks || v->mon_watched < 1) {
+		snprintf(t[T_MONITOR].note, sizeof(t->note), "cannot be judged: the monitor could not "
+			 "be timed: %s", v->mon_rc ? leap_strerror(v->mon_rc) : "no check made");
+	} else { /* per check per thread, once a second: ns / 1e9 s, in % */
+		double us = (double)v->mon_ns / 1e3 / (double)v->mon_checks / v->mon_watched;
+		judge(&t[T_MONITOR], us * T_MON_THREADS / 1e4);
+		snprintf(t[T_MONITOR].note, sizeof(t->note), "%d watched threads at the 1 s period, "
+			 "extrapolated linearly; 1 thread: %.2g %%; %.3g us of CPU per check per "
+			 "thread over %" PRIu64 " checks", T_MON_THREADS, us / 1e4, us, v->mon_checks);
+	}
+	t[T_REPROBE] = (struct target){ "affinity_reprobe", "affinity re-probe", "% of one CPU", NAN,
+					NAN, -1, "" };
+	if (v->rp_rc) {
+		snprintf(t[T_REPROBE].note, sizeof(t->note), "not made: %s", v->rp_rc > 0 ?
+			 "core to core not measured with 2 CPUs or more" : leap_strerror(v->rp_rc));
+	} else {
+		judge(&t[T_REPROBE], v->rp_cpu / MON_REPROBE_EVERY * 100);
+		snprintf(t[T_REPROBE].note, sizeof(t->note), "reprobe_every %d at the 1 s period; one "
+			 "re-probe of %d CPUs against %d domain%s: %.3g ms of CPU, all threads (%.3g "
+			 "ms on the calling thread)", MON_REPROBE_EVERY, v->ncpu, v->K,
+			 v->K == 1 ? "" : "s", v->rp_cpu * 1e3, v->rp_thread * 1e3);
+	}
+}
+
+static const char *verdict_of(const struct target *t)
+{
+	return isnan(t->target) ? "reported, not judged" : t->met < 0 ? "n/a" : t->met ? "MET" : "NOT MET";
+}
+
+static void table_targets(FILE *f, const struct view *v)
+{
+	struct target t[T_N];
+	targets(v, t);
+	fprintf(f, "\ntargets%s:\n", v->emulated ? " (QEMU emulation: the guest's timings are "
+				"relative, not hardware timings)" : "");
+	for (int i = 0; i < T_N; i++) {
+		fprintf(f, "  %s: ", t[i].label);
+		if (isnan(t[i].value))
+			fputs("n/a", f);
+		else
+			fprintf(f, "%.3g %s", t[i].value, t[i].unit);
+		fprintf(f, " (%s); ", t[i].note);
+		if (!isnan(t[i].target))
+			fprintf(f, "target <= %g %s: ", t[i].target, t[i].unit);
+		fprintf(f, "%s\n", verdict_of(&t[i]));
+	}
+}
+
+static void json_targets(FILE *f, const struct view *v)
+{
+	struct target t[T_N];
+	char note[sizeof(t->note) + 64];
+	targets(v, t);
+	for (int i = 0; i < T_N; i++) {
+		fprintf(f, "%s{\"name\":\"%s\",\"value\":", i ? "," : "[", t[i].name);
+		sys_json_num(f, t[i].value);
+		fprintf(f, ",\"unit\":\"%s\",\"target\":", t[i].unit);
+		sys_json_num(f, t[i].target);
+		fprintf(f, ",\"met\":%s,\"note\":", t[i].met < 0 ? "null" : t[i].met ? "true" : "false");
+		snprintf(note, sizeof(note), "%s%s", t[i].note,
+			 v->emulated ? "; QEMU emulation: relative, not hardware timings" : "");
+		sys_json_string(f, note);
+		fputc('}', f);
+	}
+	fputc(']', f);
 }
 
 /* ------------------------------------------------------------------ table */
@@ -466,12 +634,15 @@ static void print_table(FILE *f, const struct view *v, unsigned what)
 	if (v->nchunk)
 		fprintf(f, " memory %.2f", d->memory_seconds);
 	fprintf(f, "\nverdict: %s\n", d->verdict);
-	if (!d->cpu_clusters) /* hidden NUMA is judged from the domains */
-		return;
-	fprintf(f, "  coherence domains %d (confidence %.2f)", d->cpu_clusters, d->cpu_confidence);
-	if (d->mem_clusters)
-		fprintf(f, ", memory domains %d (confidence %.2f)", d->mem_clusters, d->mem_confidence);
-	fprintf(f, "; hidden NUMA: %s\n", d->hidden ? "yes" : "no");
+	if (d->cpu_clusters) { /* hidden NUMA is judged from the domains */
+		fprintf(f, "  coherence domains %d (confidence %.2f)", d->cpu_clusters,
+			d->cpu_confidence);
+		if (d->mem_clusters)
+			fprintf(f, ", memory domains %d (confidence %.2f)", d->mem_clusters,
+				d->mem_confidence);
+		fprintf(f, "; hidden NUMA: %s\n", d->hidden ? "yes" : "no");
+	}
+	table_targets(f, v);
 }
 
 /* ------------------------------------------------------------------ JSON */
@@ -634,7 +805,10 @@ static void print_json(FILE *f, const struct view *v, const struct leap_measure_
 		fprintf(f, ",\"chunks\":%" PRIu64 ",\"near\":%" PRIu64 "}", vnode_chunks(v->m, vn),
 			chunks_near(v, vn));
 	}
-	fputs(n == 0 ? "[]}\n" : n > 0 ? "]}\n" : "}\n", f);
+	fputs(n == 0 ? "[]" : n > 0 ? "]" : "", f);
+	fputs(",\"targets\":", f);
+	json_targets(f, v);
+	fputs("}\n", f);
 }
 
 /* ------------------------------------------------------------------ plot */
@@ -823,6 +997,7 @@ int cmd_measure(int argc, char **argv)
 		fprintf(stderr, "pageleap: topo: cannot read the measurement: %s\n", leap_strerror(rc));
 		goto out;
 	}
+	monitor_cost(v);
 	if (c.json)
 		print_json(stdout, v, &c.o);
 	else

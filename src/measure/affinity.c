@@ -40,7 +40,8 @@ struct leap_affinity {
 	struct watched *w;
 	int nw, capw;
 	pthread_mutex_t poll_lock; /* map, probed CPUs, prober, sample */
-	int *map;		   /* [CPU_SETSIZE]: CPU -> domain, -1 unknown */
+	_Atomic int *map;	   /* [CPU_SETSIZE]: CPU -> domain, -1 unknown (written by
+				      re-probes, read by watch without poll_lock) */
 	int ncpus, nclusters, *cpus; /* probed CPUs (from the measurement) */
 	struct leap__prober *prober;
 	unsigned sample;
@@ -61,7 +62,7 @@ static uint64_t thread_cpu_ns(void)
 
 static int domain_of(const struct leap_affinity *a, int cpu)
 {
-	return cpu >= 0 && cpu < CPU_SETSIZE ? a->map[cpu] : -1;
+	return cpu >= 0 && cpu < CPU_SETSIZE ? atomic_load_explicit(&a->map[cpu], memory_order_relaxed) : -1;
 }
 
 static void raise_event(struct leap_affinity *a, int kind, int tid, int cpu, int from, int to)
@@ -77,7 +78,7 @@ static void raise_event(struct leap_affinity *a, int kind, int tid, int cpu, int
 static int rep_of(const struct leap_affinity *a, int k, int cpu)
 {
 	for (int i = 0; i < a->ncpus; i++)
-		if (a->cpus[i] != cpu && a->map[a->cpus[i]] == k)
+		if (a->cpus[i] != cpu && domain_of(a, a->cpus[i]) == k)
 			return a->cpus[i];
 	return -1;
 }
@@ -92,9 +93,14 @@ static int reprobe(struct leap_affinity *a)
 	if (!a->prober && !leap__test_measure_model)
 		rc = leap__prober_new(&a->prober);
 	cpu_set_t mine;
-	pthread_getaffinity_np(pthread_self(), sizeof(mine), &mine);
+	if (!rc)
+		rc = -pthread_getaffinity_np(pthread_self(), sizeof(mine), &mine);
+	if (rc) {
+		free(lat);
+		return rc;
+	}
 	for (int i = 0; !rc && i < a->ncpus; i++) {
-		int cpu = a->cpus[i], now = a->map[cpu], best = -1;
+		int cpu = a->cpus[i], now = domain_of(a, cpu), best = -1;
 		for (int k = 0; !rc && k < a->nclusters; k++) {
 			int rep = rep_of(a, k, cpu), got = 0;
 			lat[k] = -1;
@@ -103,18 +109,21 @@ static int reprobe(struct leap_affinity *a)
 							a->sample++, &v[got]);
 				if (!r)
 					got++;
-				else if (r != -ETIMEDOUT)
+				else if (r == -ENOMEM)
 					rc = r;
+				/* else: not answered in time, or a CPU this thread may no longer
+				 * run on (offline, outside the cpuset): no sample, no move */
 			}
 			if (got)
 				lat[k] = leap__median(v, got);
 			if (lat[k] >= 0 && (best < 0 || lat[k] < lat[best]))
 				best = k;
 		}
-		/* move only when clearly nearer elsewhere than home (or home has no other CPU) */
-		if (!rc && best >= 0 && best != now &&
-		    (now < 0 || lat[now] < 0 || lat[now] >= LEAP_C2C_SPLIT * lat[best])) {
-			a->map[cpu] = best;
+		/* move only when measured clearly nearer elsewhere than home: a CPU alone in its
+		 * domain, or whose home did not answer, has no home figure and stays */
+		if (!rc && best >= 0 && best != now && now >= 0 && lat[now] >= 0 &&
+		    lat[now] >= LEAP_C2C_SPLIT * lat[best]) {
+			atomic_store_explicit(&a->map[cpu], best, memory_order_relaxed);
 			raise_event(a, LEAP_AFFINITY_VCPU, 0, cpu, now, best);
 			events++;
 		}
@@ -167,13 +176,14 @@ LEAP_API int leap_affinity_poll(struct leap_affinity *a, int do_reprobe)
 		return -ENODATA;
 	pthread_mutex_lock(&a->poll_lock);
 	uint64_t t0 = thread_cpu_ns();
-	int events = 0, rc = do_reprobe ? reprobe(a) : 0;
-	if (rc >= 0) {
-		events = rc;
-		rc = check_threads(a);
-	}
+	/* the threads are checked whatever the re-probe's fate */
+	int events = 0, rp = do_reprobe ? reprobe(a) : 0, rc = check_threads(a);
+	if (rp > 0)
+		events += rp;
 	if (rc >= 0)
 		events += rc;
+	if (rp < 0)
+		rc = rp;
 	atomic_fetch_add(&a->checks, 1);
 	atomic_fetch_add(&a->cpu_ns, thread_cpu_ns() - t0);
 	pthread_mutex_unlock(&a->poll_lock);
@@ -217,7 +227,8 @@ LEAP_API int leap_affinity_start(const struct leap_topo *topo, const struct leap
 		return -EINVAL;
 	o.period_ms = o.period_ms ? o.period_ms : LEAP_AFFINITY_PERIOD_MS;
 	struct leap_affinity *a = calloc(1, sizeof(*a));
-	int *map = malloc(CPU_SETSIZE * sizeof(int)), *pc = calloc((size_t)ncpus + 1, sizeof(int));
+	_Atomic int *map = malloc(CPU_SETSIZE * sizeof(*map));
+	int *pc = calloc((size_t)ncpus + 1, sizeof(int));
 	if (!a || !map || !pc) {
 		free(a);
 		free(map);
@@ -228,20 +239,20 @@ LEAP_API int leap_affinity_start(const struct leap_topo *topo, const struct leap
 	a->map = map;
 	a->cpus = pc;
 	for (int c = 0; c < CPU_SETSIZE; c++)
-		map[c] = -1;
+		atomic_init(&map[c], -1);
 	if (m) {
 		a->ncpus = ncpus;
 		a->nclusters = nclusters;
 		for (int i = 0; i < ncpus; i++) {
 			pc[i] = cpus[i];
 			if (cpus[i] >= 0 && cpus[i] < CPU_SETSIZE)
-				map[cpus[i]] = cluster[i];
+				atomic_init(&map[cpus[i]], cluster[i]);
 		}
 	} else {
 		for (int n = 0; n < topo->count; n++)
 			for (int i = 0; i < topo->ncpus[n]; i++)
 				if (topo->cpus[n][i] < CPU_SETSIZE)
-					map[topo->cpus[n][i]] = n;
+					atomic_init(&map[topo->cpus[n][i]], n);
 	}
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_mutex_init(&a->poll_lock, NULL);

@@ -135,13 +135,19 @@ int leap__cluster_cpus(const double *lat, int n, int *label, double *confidence)
 		free(off);
 		return -ENOMEM;
 	}
-	int m = 0;
-	for (int a = 0; a < n; a++)
+	/* the base: the median over CPUs of each one's nearest other CPU, a near latency
+	 * however few of all the pairs are near (one CPU per socket has none: its nearest
+	 * is then far, and nothing splits, which is right) */
+	for (int a = 0; a < n; a++) {
+		double best = INFINITY;
 		for (int b = 0; b < n; b++)
-			if (a != b)
-				off[m++] = (lat[a * n + b] + lat[b * n + a]) / 2;
-	leap__median(off, m); /* sorts */
-	double base = off[m / 20];
+			if (a != b) {
+				double v = (lat[a * n + b] + lat[b * n + a]) / 2;
+				best = v < best ? v : best;
+			}
+		off[a] = best;
+	}
+	double base = leap__median(off, n);
 	if (base <= 0)
 		base = 1e-9;
 	for (int a = 0; a < n; a++)

@@ -26,7 +26,9 @@
 #define LEAP_MEASURE_ROUNDS 5
 #define LEAP_MEASURE_BUF (256 * MIB)
 #define LEAP_MEASURE_LABEL (64 * MIB)
-#define LEAP_MEASURE_TRIPS 1000
+#define LEAP_MEASURE_TRIPS 500
+#define LEAP_MEASURE_ROUNDS_MAX 1000
+#define LEAP_MEASURE_TRIPS_MAX 1000000
 #define LEAP_MEASURE_MAX_CPUS 64
 /* Chase steps per latency sample at most, and lines per page of the latency chain. */
 #define LEAP_CHASE_STEPS (1u << 18)
@@ -157,9 +159,10 @@ static int measure_c2c(struct leap_measure *m)
 		for (int b = a + 1; !rc && b < n; b++) {
 			int got = 0;
 			for (unsigned s = 0; !rc && s < rounds; s++) {
-				/* alternate who starts: the pair's two directions count alike */
-				int x = s % 2 ? m->cpus[b] : m->cpus[a], y = s % 2 ? m->cpus[a] : m->cpus[b];
-				rc = leap__probe_c2c(p, x, y, m->o.c2c_trips, s, &v[got]);
+				/* a round trip crosses both ways: (a, b) measures (b, a) too, and
+				 * neither thread moves between the pair's samples */
+				rc = leap__probe_c2c(p, m->cpus[a], m->cpus[b], m->o.c2c_trips, s,
+						     &v[got]);
 				if (rc == -ETIMEDOUT) /* the other CPU was not scheduled in time */
 					rc = 0;
 				else if (!rc)
@@ -238,7 +241,7 @@ static int measure_node(struct leap_measure *m, int mem)
 			continue;
 		uint64_t t0 = leap__sys_now_ns();
 		for (unsigned s = 0; start && !rc && s < m->o.rounds; s++)
-			rc = leap__probe_chase(cpus[0], start, steps, 0, &v[s]);
+			rc = leap__probe_chase(cpus[0], &start, steps, 0, &v[s]);
 		if (start && !rc)
 			stat_of(&m->lat[c * m->nodes + mem], v, (int)m->o.rounds);
 		uint64_t t1 = leap__sys_now_ns();
@@ -287,9 +290,9 @@ static int label_node(struct leap_measure *m, int mem, uint64_t first, uint64_t 
 					rep = m->cpus[c];
 			for (unsigned s = 0; !rc && s < m->o.rounds; s++)
 				if (mod)
-					v[s] = mod->chunk(mod->arg, rep, mem, i, s);
+					v[s] = mod->chunk(mod->arg, rep, mem, id, s);
 				else
-					rc = leap__probe_chase(rep, start, lines, 1, &v[s]);
+					rc = leap__probe_chase(rep, &start, lines, 1, &v[s]);
 			/* the least of the samples: interference from other work only adds
 			 * time, and the least is what the memory itself takes */
 			leap__median(v, (int)m->o.rounds); /* sorts */
@@ -320,6 +323,20 @@ static int memory_split_holds(const struct leap_measure *m, int k)
 			return 0;
 	}
 	return 1;
+}
+
+/* The share of the chunks in the largest cluster: the confidence of "uniform" after a
+ * split was judged noise. */
+static double main_share(const struct leap_measure *m, int k)
+{
+	uint64_t best = 0;
+	for (int c = 0; c < k; c++) {
+		uint64_t in = 0;
+		for (uint64_t i = 0; i < m->nchunks; i++)
+			in += m->chunk_mc[i] == c;
+		best = in > best ? in : best;
+	}
+	return m->nchunks ? (double)best / (double)m->nchunks : 1;
 }
 
 static int measure_memory(struct leap_measure *m)
@@ -360,7 +377,7 @@ static int measure_memory(struct leap_measure *m)
 		for (uint64_t i = 0; i < total; i++)
 			m->chunk_mc[i] = 0;
 		m->dom.mem_clusters = 1;
-		m->dom.mem_confidence = 1 - m->dom.mem_confidence;
+		m->dom.mem_confidence = main_share(m, rc);
 	}
 	for (uint64_t i = 0; i < total; i++)
 		m->chunk_near[i] = leap__chunk_near(&m->chunk_lat[i * (uint64_t)m->nclusters],
@@ -405,10 +422,14 @@ static void verdict(struct leap_measure *m)
 	}
 	int mem_split = splits_a_node(m->chunk_node, m->chunk_mc, m->nchunks);
 	d->hidden = mem_split;
+	int memnodes = 0;
+	for (int n = 0; n < t->count; n++)
+		memnodes += leap__topo_valid_mem_node(t, n);
 	const char *why = mem_split ? ": hidden NUMA, memory domains that sysfs does not show"
 			  : d->mem_clusters == 1 && cpu_split
 				  ? ": coherence domains over uniform memory, no hidden NUMA"
 			  : d->mem_clusters == 1 ? ": uniform: no hidden NUMA"
+			  : d->mem_clusters < memnodes ? ": some nodes' memory measured alike, no hidden NUMA"
 						 : ": as sysfs shows, no hidden NUMA";
 	snprintf(at, room, "; measured %d CPU cluster%s and %d memory cluster%s%s", d->cpu_clusters,
 		 d->cpu_clusters == 1 ? "" : "s", d->mem_clusters, d->mem_clusters == 1 ? "" : "s", why);
@@ -465,6 +486,10 @@ LEAP_API int leap_measure_new(struct leap_ctx *ctx, const struct leap_measure_op
 	o.label_bytes = o.label_bytes ? o.label_bytes : LEAP_MEASURE_LABEL;
 	o.c2c_trips = o.c2c_trips ? o.c2c_trips : LEAP_MEASURE_TRIPS;
 	o.max_cpus = o.max_cpus ? o.max_cpus : LEAP_MEASURE_MAX_CPUS;
+	o.latency_bytes -= o.latency_bytes % LEAP_PAGE_SIZE;
+	o.bandwidth_bytes -= o.bandwidth_bytes % LEAP_PAGE_SIZE;
+	if (o.rounds > LEAP_MEASURE_ROUNDS_MAX || o.c2c_trips > LEAP_MEASURE_TRIPS_MAX)
+		return -EINVAL;
 	if ((o.what & LEAP_MEASURE_LATENCY) && o.latency_bytes < LEAP_PAGE_SIZE)
 		return -EINVAL;
 	if ((o.what & LEAP_MEASURE_BANDWIDTH) && o.bandwidth_bytes < 64 * LEAP_PAGE_SIZE)
@@ -483,13 +508,15 @@ LEAP_API int leap_measure_new(struct leap_ctx *ctx, const struct leap_measure_op
 	m->bw = calloc((size_t)m->nodes * (size_t)m->nodes, sizeof(*m->bw));
 	cpu_set_t mine;
 	int rc = -pthread_getaffinity_np(pthread_self(), sizeof(mine), &mine);
-	if (!rc && (!m->lat || !m->bw))
-		rc = -ENOMEM;
-	if (!rc)
-		rc = list_cpus(m, &mine);
-	if (!rc)
-		rc = run(m);
-	pthread_setaffinity_np(pthread_self(), sizeof(mine), &mine);
+	if (!rc) {
+		if (!m->lat || !m->bw)
+			rc = -ENOMEM;
+		if (!rc)
+			rc = list_cpus(m, &mine);
+		if (!rc)
+			rc = run(m);
+		pthread_setaffinity_np(pthread_self(), sizeof(mine), &mine);
+	}
 	if (!rc && !(o.what & LEAP_MEASURE_KEEP) && m->regions) {
 		for (int n = 0; n < m->nodes; n++)
 			leap_region_destroy(&m->regions[n]);

@@ -70,17 +70,19 @@ int leap__probe_c2c(struct leap__prober *p, int a, int b, unsigned trips, unsign
  * memory). */
 void *leap__chain_build(char *buf, uint64_t bytes, uint64_t page_step, uint64_t per_page,
 			uint64_t seed);
-/* Latency of one step of the chain at start (ns), `steps` steps on CPU cpu. flush: the
- * lines leave the caches first (clflush), so every step comes from memory. */
-int leap__probe_chase(int cpu, void *start, uint64_t steps, int flush, double *ns);
+/* Latency of one step of the chain at *pos (ns), `steps` steps on CPU cpu. flush: the
+ * lines leave the caches first (clflush), so every step comes from memory, and *pos
+ * stays; else the chase leaves *pos where it stopped, for the next sample to go on from
+ * lines that are not in the caches (the chain must be far larger than they are). */
+int leap__probe_chase(int cpu, void **pos, uint64_t steps, int flush, double *ns);
 /* Read bandwidth of buf (GB/s) with one thread on each of cpus[0 .. n-1]. */
 int leap__probe_read(const int *cpus, int n, const char *buf, uint64_t bytes, double *gbps);
 /* Pin the calling thread to one CPU. */
 int leap__pin(int cpu);
 
 /* ------------------------------------------------------------ measure.c */
-/* For the affinity monitor: the probed CPUs, their clusters, and each cluster's
- * typical intra-cluster latency (ns). Arrays owned by m. */
+/* For the affinity monitor: the probed CPUs and their clusters. Arrays owned by m;
+ * -ENODATA if core-to-core was not measured. */
 int leap__measure_clusters(const struct leap_measure *m, const int **cpus, const int **cluster,
 			   int *ncpus, int *nclusters);
 

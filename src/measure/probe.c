@@ -27,6 +27,10 @@
 /* Spins between looks at the clock, and before a spinning thread yields its CPU. */
 #define LEAP_SPIN_CLOCK 256
 #define LEAP_SPIN_YIELD 65536
+/* Trips between clock reads in a core-to-core sample (for a sample cut short). */
+#define LEAP_C2C_MARK 64
+/* How long the prober and its owner spin for the next command or answer before sleeping. */
+#define LEAP_HANDOFF_SPIN_NS 1000000ull
 
 const struct leap__measure_model *leap__test_measure_model;
 
@@ -43,8 +47,8 @@ struct leap__prober {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int cmd_cpu;	 /* CPU to pong from; -1: exit */
-	uint64_t seq;	 /* commands given (under lock) */
-	uint64_t done;	 /* commands finished (under lock) */
+	_Atomic uint64_t seq;  /* commands given (written under lock) */
+	_Atomic uint64_t done; /* commands finished (written under lock) */
 	int pin_rc;
 	_Alignas(LEAP_LINE) _Atomic uint64_t line; /* the cache line passed back and forth */
 	_Alignas(LEAP_LINE) _Atomic int ready;	   /* prober pinned and spinning */
@@ -68,20 +72,42 @@ static int spin_until(_Atomic uint64_t *v, uint64_t want, _Atomic int *stop, uin
 	}
 }
 
+/*
+ * Wait until *v is no longer `old`: spin a short while (the next command or answer
+ * usually comes at once, and a sleep and wake would cost more than a sample's trips),
+ * then sleep on the condition variable. Writers change *v under the lock and broadcast.
+ */
+static void await(_Atomic uint64_t *v, uint64_t old, struct leap__prober *p)
+{
+	uint64_t until = leap__sys_now_ns() + LEAP_HANDOFF_SPIN_NS;
+	for (unsigned i = 1; atomic_load(v) == old; i++) {
+		if (i % LEAP_SPIN_CLOCK == 0 && leap__sys_now_ns() > until) {
+			pthread_mutex_lock(&p->lock);
+			while (atomic_load(v) == old)
+				pthread_cond_wait(&p->cond, &p->lock);
+			pthread_mutex_unlock(&p->lock);
+			return;
+		}
+	}
+}
+
 static void *prober_main(void *arg)
 {
 	struct leap__prober *p = arg;
 	uint64_t seen = 0;
+	int pinned = -1; /* pinning again to the same CPU would cost a system call a sample */
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		while (p->seq == seen)
-			pthread_cond_wait(&p->cond, &p->lock);
+		pthread_mutex_unlock(&p->lock);
+		await(&p->seq, seen, p);
+		pthread_mutex_lock(&p->lock);
 		seen = p->seq;
 		int cpu = p->cmd_cpu;
 		pthread_mutex_unlock(&p->lock);
 		if (cpu < 0)
 			return NULL;
-		int rc = leap__pin(cpu);
+		int rc = cpu == pinned ? 0 : leap__pin(cpu);
+		pinned = rc ? -1 : cpu;
 		atomic_store(&p->ready, rc ? -1 : 1);
 		/* pong every odd value with the next even one until the sample stops */
 		for (uint64_t v = 1; !rc; v += 2) {
@@ -152,29 +178,37 @@ int leap__probe_c2c(struct leap__prober *p, int a, int b, unsigned trips, unsign
 	uint64_t deadline = leap__sys_now_ns() + LEAP_C2C_SAMPLE_NS;
 	while (!atomic_load(&p->ready) && leap__sys_now_ns() < deadline)
 		sched_yield();
-	uint64_t t0 = leap__sys_now_ns(), i = 0;
+	/* a sample cut short at the deadline counts the trips up to the last mark taken (a
+	 * clock read every LEAP_C2C_MARK trips), not the stall that cut it */
+	uint64_t t0 = 0, t1 = 0, i = 0, timed = 0;
 	if (atomic_load(&p->ready) == 1) {
 		/* a few trips to bring both threads and the line in, then the timed ones */
-		for (; i < 16 + trips; i++) {
+		for (; i < 16 + (uint64_t)trips; i++) {
 			if (i == 16)
-				t0 = leap__sys_now_ns();
+				t0 = t1 = leap__sys_now_ns();
 			atomic_store_explicit(&p->line, 2 * i + 1, memory_order_release);
 			if (spin_until(&p->line, 2 * i + 2, NULL, deadline))
 				break;
+			if (i >= 16 && (i + 1 - 16) % LEAP_C2C_MARK == 0) {
+				t1 = leap__sys_now_ns();
+				timed = i + 1 - 16;
+			}
+		}
+		if (i == 16 + (uint64_t)trips) {
+			t1 = leap__sys_now_ns();
+			timed = trips;
 		}
 	}
-	uint64_t t1 = leap__sys_now_ns();
 	atomic_store(&p->stop, 1);
+	await(&p->done, my - 1, p);
 	pthread_mutex_lock(&p->lock);
-	while (p->done != my)
-		pthread_cond_wait(&p->cond, &p->lock);
 	rc = p->pin_rc;
 	pthread_mutex_unlock(&p->lock);
 	if (rc)
 		return rc;
-	if (i <= 16)
+	if (!timed)
 		return -ETIMEDOUT; /* the other CPU never answered in time */
-	*ns = (double)(t1 - t0) / (double)(i - 16) / 2;
+	*ns = (double)(t1 - t0) / (double)timed / 2;
 	return 0;
 }
 
@@ -265,12 +299,12 @@ static void fence(void)
 /* The chase's end, kept so the compiler cannot drop the loads. */
 static void *volatile chase_sink;
 
-int leap__probe_chase(int cpu, void *start, uint64_t steps, int flush, double *ns)
+int leap__probe_chase(int cpu, void **pos, uint64_t steps, int flush, double *ns)
 {
 	int rc = leap__pin(cpu);
 	if (rc)
 		return rc;
-	void **p = start;
+	void **p = *pos;
 	if (flush) {
 		for (uint64_t i = 0; i < steps; i++) {
 			void **next = *p;
@@ -278,16 +312,15 @@ int leap__probe_chase(int cpu, void *start, uint64_t steps, int flush, double *n
 			p = next;
 		}
 		fence();
-	} else {
-		for (uint64_t i = 0; i < steps / 8; i++) /* warm the translations */
-			p = *p;
-		p = start;
+		p = *pos;
 	}
 	uint64_t t0 = leap__sys_now_ns();
 	for (uint64_t i = 0; i < steps; i++)
 		p = *p;
 	uint64_t t1 = leap__sys_now_ns();
 	chase_sink = p;
+	if (!flush) /* the next sample goes on where this one stopped: lines not in cache */
+		*pos = p;
 	*ns = (double)(t1 - t0) / (double)steps;
 	return 0;
 }

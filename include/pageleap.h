@@ -664,7 +664,9 @@ struct leap_affinity;
 int leap_affinity_start(const struct leap_topo *topo, const struct leap_measure *m,
 			const struct leap_affinity_opts *opts, struct leap_affinity **out);
 /* Watch / stop watching thread tid of this process (0: the caller). -ESRCH: no such
- * thread, -EEXIST / -ENOENT: already / not watched. MT-Safe. */
+ * thread, -EEXIST / -ENOENT: already / not watched, -ENOMEM. A watched thread that
+ * exits raises no event; unwatch it. Each watched thread holds a file descriptor (its
+ * /proc stat file) until unwatched. MT-Safe. */
 int leap_affinity_watch(struct leap_affinity *a, int tid);
 int leap_affinity_unwatch(struct leap_affinity *a, int tid);
 /* Check now, on the calling thread (reprobe: re-probe the CPUs first; -ENODATA without

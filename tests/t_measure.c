@@ -324,6 +324,22 @@ CASE(vcpu_alone_stays)
 	leap_ctx_destroy(&ctx);
 }
 
+static pthread_barrier_t bar;
+
+static void *report_tid(void *arg)
+{
+	*(int *)arg = gettid();
+	return NULL;
+}
+
+static void *report_tid_wait(void *arg)
+{
+	*(int *)arg = gettid();
+	pthread_barrier_wait(&bar);
+	pthread_barrier_wait(&bar);
+	return NULL;
+}
+
 /* A watched thread moved to a CPU of another domain: one event, then none. */
 CASE(thread_moved)
 {
@@ -371,6 +387,21 @@ CASE(thread_moved)
 	CHECK(leap_affinity_poll(a, 0) == 0, "reported once");
 	OK(leap_affinity_unwatch(a, 0));
 	CHECK(leap_affinity_unwatch(a, 0) == -ENOENT, "unwatched twice");
+	/* a watched thread that exits: checks go on without an event, unwatch still works */
+	pthread_t th;
+	int tid = 0;
+	CHECK(pthread_create(&th, NULL, report_tid, &tid) == 0, "pthread_create");
+	pthread_join(th, NULL);
+	CHECK(leap_affinity_watch(a, tid) == -ESRCH, "an exited thread cannot be watched");
+	pthread_barrier_init(&bar, NULL, 2);
+	CHECK(pthread_create(&th, NULL, report_tid_wait, &tid) == 0, "pthread_create");
+	pthread_barrier_wait(&bar); /* it has its tid and waits */
+	OK(leap_affinity_watch(a, tid));
+	pthread_barrier_wait(&bar); /* let it exit */
+	pthread_join(th, NULL);
+	int before = nevents;
+	CHECK(leap_affinity_poll(a, 0) == 0 && nevents == before, "an exited thread raised an event");
+	OK(leap_affinity_unwatch(a, tid));
 	leap_affinity_stop(&a);
 	/* the kernel's nodes without a measurement, and the monitor's own thread */
 	o.no_thread = 0;

@@ -9,6 +9,7 @@
  * is clearly (LEAP_C2C_SPLIT) nearer to it than to its own. Both raise events.
  *
  * Threads: the monitor thread (unless no_thread) and any caller of leap_affinity_poll();
+ * a watched thread's /proc stat file stays open while it is watched (a look is one read);
  * checks are serialized by a->poll_lock, which is held while the callback runs (so the
  * callback must not call leap_affinity_poll or _stop). a->lock guards the watched list
  * and is never held across a check's reads or the callback.
@@ -31,14 +32,17 @@
 #define LEAP_REPROBE_SAMPLES 3
 
 struct watched {
-	int tid, cpu, cluster;
+	int tid, fd, cpu, cluster; /* fd: its /proc stat file, open while watched */
 };
 
 struct leap_affinity {
 	struct leap_affinity_opts o;
-	pthread_mutex_t lock; /* w, nw, capw */
+	pthread_mutex_t lock; /* w, nw, capw, gone, ngone */
 	struct watched *w;
 	int nw, capw;
+	int *gone, ngone; /* fds of threads unwatched, closed by the next check or stop: a
+			     check in progress may still read them, and a closed number
+			     could meanwhile name another file */
 	pthread_mutex_t poll_lock; /* map, probed CPUs, prober, sample */
 	_Atomic int *map;	   /* [CPU_SETSIZE]: CPU -> domain, -1 unknown (written by
 				      re-probes, read by watch without poll_lock) */
@@ -136,6 +140,9 @@ static int reprobe(struct leap_affinity *a)
 static int check_threads(struct leap_affinity *a)
 {
 	pthread_mutex_lock(&a->lock);
+	for (int i = 0; i < a->ngone; i++) /* no check reads them now (poll_lock) */
+		leap__sys_close(a->gone[i]);
+	a->ngone = 0;
 	int n = a->nw, events = 0;
 	struct watched *snap = n ? malloc((size_t)n * sizeof(*snap)) : NULL;
 	if (n && !snap) {
@@ -146,7 +153,7 @@ static int check_threads(struct leap_affinity *a)
 		memcpy(snap, a->w, (size_t)n * sizeof(*snap));
 	pthread_mutex_unlock(&a->lock);
 	for (int i = 0; i < n; i++) {
-		int cpu = leap__sys_task_cpu(snap[i].tid);
+		int cpu = leap__sys_task_cpu(snap[i].fd);
 		if (cpu < 0)
 			continue; /* exited: unwatch is the owner's business */
 		int d = domain_of(a, cpu);
@@ -281,9 +288,14 @@ LEAP_API int leap_affinity_watch(struct leap_affinity *a, int tid)
 		return -EINVAL;
 	if (tid == 0)
 		tid = leap__sys_gettid();
-	int cpu = leap__sys_task_cpu(tid);
-	if (cpu < 0)
+	int fd = leap__sys_task_open(tid);
+	if (fd < 0)
+		return fd;
+	int cpu = leap__sys_task_cpu(fd);
+	if (cpu < 0) {
+		leap__sys_close(fd);
 		return cpu;
+	}
 	pthread_mutex_lock(&a->lock);
 	int rc = 0;
 	for (int i = 0; i < a->nw; i++)
@@ -300,8 +312,11 @@ LEAP_API int leap_affinity_watch(struct leap_affinity *a, int tid)
 		}
 	}
 	if (!rc)
-		a->w[a->nw++] = (struct watched){ .tid = tid, .cpu = cpu, .cluster = domain_of(a, cpu) };
+		a->w[a->nw++] = (struct watched){ .tid = tid, .fd = fd, .cpu = cpu,
+						  .cluster = domain_of(a, cpu) };
 	pthread_mutex_unlock(&a->lock);
+	if (rc)
+		leap__sys_close(fd);
 	return rc;
 }
 
@@ -315,6 +330,13 @@ LEAP_API int leap_affinity_unwatch(struct leap_affinity *a, int tid)
 	pthread_mutex_lock(&a->lock);
 	for (int i = 0; i < a->nw; i++)
 		if (a->w[i].tid == tid) {
+			int *g = realloc(a->gone, (size_t)(a->ngone + 1) * sizeof(*g));
+			if (!g) {
+				rc = -ENOMEM;
+				break;
+			}
+			a->gone = g;
+			a->gone[a->ngone++] = a->w[i].fd;
 			a->w[i] = a->w[--a->nw];
 			rc = 0;
 			break;
@@ -355,6 +377,11 @@ LEAP_API void leap_affinity_stop(struct leap_affinity **ap)
 	pthread_mutex_destroy(&a->poll_lock);
 	pthread_mutex_destroy(&a->stop_lock);
 	pthread_cond_destroy(&a->stop_cond);
+	for (int i = 0; i < a->nw; i++)
+		leap__sys_close(a->w[i].fd);
+	for (int i = 0; i < a->ngone; i++)
+		leap__sys_close(a->gone[i]);
+	free(a->gone);
 	free(a->w);
 	free(a->map);
 	free(a->cpus);

@@ -37,8 +37,10 @@ void leap__sys_unmap(void *addr, size_t len);
 /* CLOCK_MONOTONIC in ns: the library's one clock for durations and deadlines. */
 uint64_t leap__sys_now_ns(void);
 void leap__sys_close(int fd);
-/* The CPU thread tid of this process last ran on (/proc), or -ESRCH. */
-int leap__sys_task_cpu(int tid);
+/* Open thread tid's /proc stat file (an fd, or -ESRCH); the CPU it last ran on, read
+ * from that fd (or -ESRCH once it has exited). */
+int leap__sys_task_open(int tid);
+int leap__sys_task_cpu(int fd);
 int leap__sys_gettid(void);
 
 /* ------------------------------------------------------------ uffd.c */

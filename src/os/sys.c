@@ -380,20 +380,26 @@ uint64_t leap__sys_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* The CPU thread tid of this process last ran on: field 39 of its stat line, read after
- * the command name (which may hold spaces and parentheses, hence the last ')'). */
-int leap__sys_task_cpu(int tid)
+/* A thread's stat file, kept open so each look costs one read, not an open and a close. */
+int leap__sys_task_open(int tid)
 {
-	char path[64], buf[1024];
+	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? -ESRCH : -errno;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	int err = errno;
-	close(fd);
+	return fd;
+}
+
+/* The CPU the thread of a leap__sys_task_open() fd last ran on: field 39 of its stat
+ * line, read after the command name (which may hold spaces and parentheses, hence the
+ * last ')'). -ESRCH once the thread has exited. */
+int leap__sys_task_cpu(int fd)
+{
+	char buf[1024];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	if (n <= 0)
-		return n < 0 ? -err : -EIO;
+		return n < 0 && errno != ESRCH ? -errno : -ESRCH;
 	buf[n] = 0;
 	char *p = strrchr(buf, ')');
 	if (!p)

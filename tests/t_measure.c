@@ -326,12 +326,6 @@ CASE(vcpu_alone_stays)
 
 static pthread_barrier_t bar;
 
-static void *report_tid(void *arg)
-{
-	*(int *)arg = gettid();
-	return NULL;
-}
-
 static void *report_tid_wait(void *arg)
 {
 	*(int *)arg = gettid();
@@ -388,11 +382,10 @@ CASE(thread_moved)
 	OK(leap_affinity_unwatch(a, 0));
 	CHECK(leap_affinity_unwatch(a, 0) == -ENOENT, "unwatched twice");
 	/* a watched thread that exits: checks go on without an event, unwatch still works */
+	/* (whether a thread just joined can still be watched is the kernel's timing: its
+	 * /proc entry goes when it is reaped, after pthread_join() may return) */
 	pthread_t th;
 	int tid = 0;
-	CHECK(pthread_create(&th, NULL, report_tid, &tid) == 0, "pthread_create");
-	pthread_join(th, NULL);
-	CHECK(leap_affinity_watch(a, tid) == -ESRCH, "an exited thread cannot be watched");
 	pthread_barrier_init(&bar, NULL, 2);
 	CHECK(pthread_create(&th, NULL, report_tid_wait, &tid) == 0, "pthread_create");
 	pthread_barrier_wait(&bar); /* it has its tid and waits */

@@ -2,6 +2,8 @@
  * counters. Includes a target pool at its cap (-ENOMEM) and destroyed handles. */
 #include "util.h"
 
+#include <limits.h>
+
 static struct leap_ctx *ctx;
 static struct leap_region *r;
 static char *p;
@@ -151,7 +153,24 @@ int main(void)
 	ERR(leap_region_new_placed(ctx, 3 * PG, overlap, 2, &bad), EINVAL);
 	struct leap_place shortp[1] = { { 0, PG, home } };
 	ERR(leap_region_new_placed(ctx, 3 * PG, shortp, 1, &bad), EINVAL);
+	/* lengths near SIZE_MAX (a negative difference cast to size_t): the reservation's
+	 * span once wrapped and its trim unmapped a page the library never mapped (UBSan
+	 * flagged the pointer overflow in the asan build) */
+	ERR(leap_region_new(ctx, SIZE_MAX & ~(size_t)(PG - 1), home, &bad), ENOMEM);
+	ERR(leap_region_new(ctx, (SIZE_MAX & ~(size_t)(PG - 1)) - (2u << 20) + PG, home, &bad), ENOMEM);
+	ERR(leap_region_new(ctx, (size_t)1 << 62, home, &bad), ENOMEM);
 	CHECK(bad == NULL, "failed constructor wrote a handle");
+	unchanged("refused huge regions");
+	/* leap_strerror: a static text for every value, INT_MIN included (its negation
+	 * overflowed), and unknown values not in strerror()'s reusable buffer */
+	const char *u1 = leap_strerror(INT_MIN), *u2 = leap_strerror(-4095), *u3 = leap_strerror(4094);
+	CHECK(u1 && u2 && u3 && u2 == u3, "unknown values: %p %p %p", (void *)u1, (void *)u2, (void *)u3);
+	char keep[64];
+	snprintf(keep, sizeof(keep), "%s", u2);
+	(void)strerror(4093);
+	CHECK(!strcmp(keep, u2), "leap_strerror's text changed under it: '%s' -> '%s'", keep, u2);
+	CHECK(leap_strerror(-ENOENT) == leap_strerror(-ENOENT) && strlen(leap_strerror(-ENOENT)) > 0,
+	      "a known errno's text");
 	if (other == home) /* the region itself uses more than that */
 		ERR(leap_pool_set_cap(pool, PG * 4), EBUSY);
 	else {

@@ -231,11 +231,6 @@ static uint64_t trim_locked(struct leap_pool *p, uint64_t keep_lo, uint64_t keep
 	return before - p->alloc.total;
 }
 
-struct alloc_ctx {
-	struct leap_pool *p;
-	int rc;
-};
-
 /* The pool's own mapping of page off. pre: lock held, off inside the mapped chunks. */
 static char *chunk_addr(struct leap_pool *p, uint64_t off)
 {
@@ -272,14 +267,13 @@ static int alloc_range(struct leap_pool *p, uint64_t lo, uint64_t hi)
 	return rc;
 }
 
-static int alloc_cb(uint64_t lo, uint64_t hi, void *arg)
+/* The first gap found: ends the walk (1) before anything changes the set it walks. */
+static int first_gap_cb(uint64_t lo, uint64_t hi, void *arg)
 {
-	struct alloc_ctx *c = arg;
-	int rc = alloc_range(c->p, lo, hi);
-	if (!rc)
-		rc = leap__ivset_add(&c->p->alloc, lo, hi);
-	c->rc = rc;
-	return rc;
+	uint64_t *g = arg;
+	g[0] = lo;
+	g[1] = hi;
+	return 1;
 }
 
 /*
@@ -299,9 +293,17 @@ int leap__pool_reserve(struct leap_pool *p, uint64_t off, uint64_t npages)
 	if (missing && p->alloc.total + missing > p->cap) {
 		rc = -ENOMEM;
 	} else if (missing) {
-		struct alloc_ctx c = { p, 0 };
-		leap__ivset_gaps_each(&p->alloc, off, off + npages, alloc_cb, &c);
-		rc = c.rc;
+		/* one gap at a time: adding a gap to the set merges its neighbours and shifts
+		 * the array, so a walk over the gaps while allocating them skipped every other
+		 * one (pages marked used that no count knew) */
+		uint64_t g[2];
+		for (uint64_t at = off; !rc && at < off + npages; at = g[1]) {
+			if (!leap__ivset_gaps_each(&p->alloc, at, off + npages, first_gap_cb, g))
+				break;
+			rc = alloc_range(p, g[0], g[1]);
+			if (!rc)
+				rc = leap__ivset_add(&p->alloc, g[0], g[1]);
+		}
 	}
 	if (!rc)
 		rc = leap__ivset_add(&p->used, off, off + npages);

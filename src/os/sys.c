@@ -352,6 +352,9 @@ int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off, int
 /* Reserve len bytes of address space aligned to align (no memory, no access). */
 int leap__sys_reserve(size_t len, size_t align, void **out)
 {
+	if (len > SIZE_MAX - align) /* the span would wrap: then the trims below would unmap
+				       what was never reserved */
+		return -ENOMEM;
 	size_t span = len + align;
 	char *p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)

@@ -7,6 +7,7 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 LEAP_API const char *leap_version(void)
@@ -19,7 +20,8 @@ LEAP_API const char *leap_version(void)
 
 LEAP_API const char *leap_strerror(int err)
 {
-	switch (err < 0 ? -err : err) {
+	/* INT_MIN has no negation: it is no errno anyway */
+	switch (err == INT_MIN ? -1 : err < 0 ? -err : err) {
 	case 0:
 		return "success";
 	case EINVAL:
@@ -48,7 +50,15 @@ LEAP_API const char *leap_strerror(int err)
 		return "the job was cancelled";
 	case ETIMEDOUT:
 		return "timed out waiting for the job";
-	default:
-		return strerror(err < 0 ? -err : err);
+	default: {
+		/* a static text, as the header promises (strerror() may format unknown values
+		 * into a buffer that the next call overwrites) */
+		const char *d = NULL;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+		if (err != INT_MIN)
+			d = strerrordesc_np(err < 0 ? -err : err);
+#endif
+		return d ? d : "unknown error";
+	}
 	}
 }

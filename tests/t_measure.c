@@ -40,10 +40,16 @@ static double m_c2c(void *arg, int a, int b, unsigned sample)
 	return base * noise((uint64_t)a * 7919 + (uint64_t)b * 104729 + sample);
 }
 
+/* 1: every 8th chunk reads twice as slow in the first pass only (samples 0-4: noise);
+ * 2: in every pass (memory that really is slower) */
+static int model_slow_chunks;
+
 static double m_chunk(void *arg, int cpu, int node, uint64_t chunk, unsigned sample)
 {
 	(void)arg;
 	double base = 90;
+	if (model_slow_chunks && chunk % 8 == 0 && (model_slow_chunks == 2 || sample < 5))
+		base = 180;
 	if (model_hidden_mem)
 		base = socket_of[cpu] == chunk_home(chunk) ? 80 : 130;
 	return base * noise(chunk * 31 + (uint64_t)cpu * 131 + sample + (uint64_t)node);
@@ -241,6 +247,34 @@ CASE(model_ccx_uniform_memory)
 	CHECK(ci.addr == NULL && ci.near_cluster == -1, "no KEEP: no address; near %d", ci.near_cluster);
 	void *addr;
 	CHECK(leap_vnode_chunk(m, 0, 0, &addr) == -ENODATA, "vnode chunks need KEEP");
+	leap_measure_destroy(&m);
+	leap_ctx_destroy(&ctx);
+}
+
+/* A split that does not measure again is noise: memory stays one domain. The same
+ * chunks slower in every pass are a domain. */
+CASE(model_noise_split_rejected)
+{
+	use_model(8, 2, 0, 0);
+	struct leap_ctx *ctx;
+	OK(leap_ctx_new(NULL, &ctx));
+	model_slow_chunks = 1;
+	struct leap_measure *m = measure(ctx, LEAP_MEASURE_MEMORY, 32u << 20);
+	struct leap_domains d = domains(m);
+	CHECK(d.mem_clusters == 1 && !d.hidden, "a split of noise: %d memory clusters, hidden %d",
+	      d.mem_clusters, d.hidden);
+	leap_measure_destroy(&m);
+	model_slow_chunks = 2;
+	m = measure(ctx, LEAP_MEASURE_MEMORY, 32u << 20);
+	d = domains(m);
+	CHECK(d.mem_clusters == 2 && d.hidden, "slower memory in every pass: %d memory clusters, hidden %d",
+	      d.mem_clusters, d.hidden);
+	for (uint64_t i = 0; i < d.chunks; i++) {
+		struct leap_chunk_info ci = { .size = sizeof(ci) };
+		OK(leap_measure_chunk(m, i, &ci));
+		CHECK(ci.mem_cluster == (i % 8 == 0 ? 0 : 1), "chunk %llu in memory cluster %d",
+		      (unsigned long long)i, ci.mem_cluster);
+	}
 	leap_measure_destroy(&m);
 	leap_ctx_destroy(&ctx);
 }
@@ -465,6 +499,7 @@ CASE(bad_input)
 int main(void)
 {
 	t_name = "t_measure";
-	return RUN_CASES(real_uniform_memory, model_hidden_numa, model_ccx_uniform_memory, model_sockets,
+	return RUN_CASES(real_uniform_memory, model_hidden_numa, model_ccx_uniform_memory,
+			 model_noise_split_rejected, model_sockets,
 			 vcpu_moved, vcpu_alone_stays, thread_moved, bad_input);
 }

@@ -233,3 +233,24 @@ int leap__chunk_near(const double *lat, int k)
 			return -1;
 	return best;
 }
+
+int leap__chunk_nearest_cluster(const double *lat, int n, int k, const int *label, int nk,
+				const double *row)
+{
+	int best = -1;
+	double best_avg = INFINITY;
+	for (int c = 0; c < nk; c++) {
+		double sum = 0;
+		int cnt = 0;
+		for (int i = 0; i < n; i++)
+			if (label[i] == c) {
+				sum += chunk_dist(row, &lat[(size_t)i * k], k);
+				cnt++;
+			}
+		if (cnt && sum / cnt < best_avg) {
+			best_avg = sum / cnt;
+			best = c;
+		}
+	}
+	return best;
+}

@@ -260,46 +260,95 @@ static int measure_node(struct leap_measure *m, int mem)
 /* ------------------------------------------------------------ memory domains */
 
 /* The chunks of memory node mem: latency of each from each cluster's first CPU. */
-static int label_node(struct leap_measure *m, int mem, uint64_t first, uint64_t count)
+/*
+ * Chunk id's latency from each cluster's first CPU into row[nclusters]: the least of
+ * `rounds` samples numbered from `sample` (the model seam tells passes apart by them).
+ */
+static int probe_chunk(struct leap_measure *m, uint64_t id, unsigned sample, double *row)
 {
 	const struct leap__measure_model *mod = leap__test_measure_model;
+	/* 64 pages of the chunk, 8 lines each: few enough pages that the flushing walk leaves
+	 * their translations cached, so the timed chase sees memory, not page walks */
+	uint64_t lines = LEAP_CHUNK_BYTES / LEAP_PAGE_SIZE / LEAP_CHUNK_PAGE_STEP * LEAP_CHUNK_PER_PAGE;
+	double *v = calloc(m->o.rounds, sizeof(double));
+	void *start = mod ? NULL : leap__chain_build(m->chunk_addr[id], LEAP_CHUNK_BYTES,
+						     LEAP_CHUNK_PAGE_STEP, LEAP_CHUNK_PER_PAGE, 0xc4u + id);
+	int rc = !v || (!mod && !start) ? -ENOMEM : 0;
+	for (int k = 0; !rc && k < m->nclusters; k++) {
+		int rep = -1;
+		for (int c = 0; c < m->ncpus && rep < 0; c++)
+			if (m->cluster[c] == k)
+				rep = m->cpus[c];
+		for (unsigned s = 0; !rc && s < m->o.rounds; s++)
+			if (mod)
+				v[s] = mod->chunk(mod->arg, rep, m->chunk_node[id], id, sample + s);
+			else
+				rc = leap__probe_chase(rep, &start, lines, 1, &v[s]);
+		/* the least of the samples: interference from other work only adds time, and
+		 * the least is what the memory itself takes */
+		leap__median(v, (int)m->o.rounds); /* sorts */
+		row[k] = v[0];
+	}
+	free(v);
+	return rc;
+}
+
+/* The chunks of memory node mem: latency of each from each cluster's first CPU. */
+static int label_node(struct leap_measure *m, int mem, uint64_t first, uint64_t count)
+{
 	int rc = leap_region_new(m->ctx, count * LEAP_CHUNK_BYTES, mem, &m->regions[mem]);
 	if (rc)
 		return rc;
 	char *base = leap_region_addr(m->regions[mem]);
 	leap__sys_populate_write(base, count * LEAP_CHUNK_BYTES / LEAP_PAGE_SIZE);
-	double *v = calloc(m->o.rounds, sizeof(double));
-	if (!v)
-		return -ENOMEM;
-	/* 64 pages of the chunk, 8 lines each: few enough pages that the flushing walk leaves
-	 * their translations cached, so the timed chase sees memory, not page walks */
-	uint64_t lines = LEAP_CHUNK_BYTES / LEAP_PAGE_SIZE / LEAP_CHUNK_PAGE_STEP * LEAP_CHUNK_PER_PAGE;
 	for (uint64_t i = 0; !rc && i < count; i++) {
-		char *chunk = base + i * LEAP_CHUNK_BYTES;
 		uint64_t id = first + i;
 		m->chunk_node[id] = mem;
-		m->chunk_addr[id] = chunk;
-		void *start = mod ? NULL : leap__chain_build(chunk, LEAP_CHUNK_BYTES, LEAP_CHUNK_PAGE_STEP,
-								  LEAP_CHUNK_PER_PAGE, 0xc4u + id);
-		if (!mod && !start)
-			rc = -ENOMEM;
-		for (int k = 0; !rc && k < m->nclusters; k++) {
-			int rep = -1;
-			for (int c = 0; c < m->ncpus && rep < 0; c++)
-				if (m->cluster[c] == k)
-					rep = m->cpus[c];
-			for (unsigned s = 0; !rc && s < m->o.rounds; s++)
-				if (mod)
-					v[s] = mod->chunk(mod->arg, rep, mem, id, s);
-				else
-					rc = leap__probe_chase(rep, &start, lines, 1, &v[s]);
-			/* the least of the samples: interference from other work only adds
-			 * time, and the least is what the memory itself takes */
-			leap__median(v, (int)m->o.rounds); /* sorts */
-			m->chunk_lat[id * (uint64_t)m->nclusters + (uint64_t)k] = v[0];
-		}
+		m->chunk_addr[id] = base + i * LEAP_CHUNK_BYTES;
+		rc = probe_chunk(m, id, 0, &m->chunk_lat[id * (uint64_t)m->nclusters]);
 	}
-	free(v);
+	return rc;
+}
+
+/*
+ * A split must measure again: up to LEAP_MEM_RECHECK chunks, spread over every domain,
+ * are measured anew, and in each domain at least LEAP_MEM_RECHECK_AGREE of them must
+ * again be nearest to their own domain. A split made of noise (a guest's vCPU
+ * descheduled during some chunks' samples, a host busy elsewhere) does not come back.
+ */
+#define LEAP_MEM_RECHECK 128
+#define LEAP_MEM_RECHECK_AGREE 0.75
+static int split_reproduces(struct leap_measure *m, int k, int *ok)
+{
+	int nk = m->nclusters, rc = 0;
+	double *row = calloc((size_t)nk, sizeof(double));
+	uint64_t *in = calloc((size_t)k, sizeof(uint64_t)), *seen = calloc((size_t)k, sizeof(uint64_t)),
+		 *agree = calloc((size_t)k, sizeof(uint64_t));
+	if (!row || !in || !seen || !agree)
+		rc = -ENOMEM;
+	for (uint64_t i = 0; !rc && i < m->nchunks; i++)
+		in[m->chunk_mc[i]]++;
+	*ok = !rc;
+	for (int c = 0; !rc && c < k; c++) {
+		/* every step-th chunk of domain c, LEAP_MEM_RECHECK / k of them at most */
+		uint64_t want = LEAP_MEM_RECHECK / (uint64_t)k, step = in[c] > want ? in[c] / want : 1;
+		for (uint64_t i = 0, nth = 0; !rc && i < m->nchunks; i++) {
+			if (m->chunk_mc[i] != c || nth++ % step)
+				continue;
+			rc = probe_chunk(m, i, m->o.rounds, row);
+			if (rc)
+				break;
+			seen[c]++;
+			agree[c] += leap__chunk_nearest_cluster(m->chunk_lat, (int)m->nchunks, nk,
+								m->chunk_mc, k, row) == c;
+		}
+		if (!seen[c] || (double)agree[c] < LEAP_MEM_RECHECK_AGREE * (double)seen[c])
+			*ok = 0;
+	}
+	free(row);
+	free(in);
+	free(seen);
+	free(agree);
 	return rc;
 }
 
@@ -371,7 +420,13 @@ static int measure_memory(struct leap_measure *m)
 	if (rc < 0)
 		return rc;
 	m->dom.mem_clusters = rc;
-	if (rc > 1 && !memory_split_holds(m, rc)) {
+	int again = 1;
+	if (rc > 1 && memory_split_holds(m, rc)) {
+		int err = split_reproduces(m, rc, &again);
+		if (err)
+			return err;
+	}
+	if (rc > 1 && (!again || !memory_split_holds(m, rc))) {
 		/* a weak split is noise, not a domain: report uniform memory, with the
 		 * confidence that it is */
 		for (uint64_t i = 0; i < total; i++)

@@ -36,6 +36,10 @@ int leap__cluster_cpus(const double *lat, int n, int *label, double *confidence)
 /* Chunks by their latency from each of k CPU clusters, lat[chunk * k + cluster] (ns):
  * dissimilarity max over clusters of |log(lat_a / lat_b)|, split at LEAP_MEM_SPLIT. */
 int leap__cluster_chunks(const double *lat, int n, int k, int *label, double *confidence);
+/* The memory cluster (of nk, as label[] gives the n chunks of lat) whose chunks are
+ * nearest on average to a chunk measured as row[k]; -1 if no cluster has a chunk. */
+int leap__chunk_nearest_cluster(const double *lat, int n, int k, const int *label, int nk,
+				const double *row);
 /* The cluster a chunk is nearest to: argmin of its k latencies, or -1 when the second
  * nearest is within LEAP_MEM_SPLIT of it (equally near). */
 int leap__chunk_near(const double *lat, int k);

@@ -310,6 +310,15 @@ static int label_node(struct leap_measure *m, int mem, uint64_t first, uint64_t 
 	return rc;
 }
 
+/* Chunks in memory cluster c. */
+static uint64_t cluster_size(const struct leap_measure *m, int c)
+{
+	uint64_t in = 0;
+	for (uint64_t i = 0; i < m->nchunks; i++)
+		in += m->chunk_mc[i] == c;
+	return in;
+}
+
 /*
  * A split must measure again: up to LEAP_MEM_RECHECK chunks, spread over every domain,
  * are measured anew, and in each domain at least LEAP_MEM_RECHECK_AGREE of them must
@@ -322,33 +331,27 @@ static int split_reproduces(struct leap_measure *m, int k, int *ok)
 {
 	int nk = m->nclusters, rc = 0;
 	double *row = calloc((size_t)nk, sizeof(double));
-	uint64_t *in = calloc((size_t)k, sizeof(uint64_t)), *seen = calloc((size_t)k, sizeof(uint64_t)),
-		 *agree = calloc((size_t)k, sizeof(uint64_t));
-	if (!row || !in || !seen || !agree)
-		rc = -ENOMEM;
-	for (uint64_t i = 0; !rc && i < m->nchunks; i++)
-		in[m->chunk_mc[i]]++;
-	*ok = !rc;
+	if (!row)
+		return -ENOMEM;
+	*ok = 1;
 	for (int c = 0; !rc && c < k; c++) {
 		/* every step-th chunk of domain c, LEAP_MEM_RECHECK / k of them at most */
-		uint64_t want = LEAP_MEM_RECHECK / (uint64_t)k, step = in[c] > want ? in[c] / want : 1;
+		uint64_t in = cluster_size(m, c), want = LEAP_MEM_RECHECK / (uint64_t)k;
+		uint64_t step = in > want ? in / want : 1, seen = 0, agree = 0;
 		for (uint64_t i = 0, nth = 0; !rc && i < m->nchunks; i++) {
 			if (m->chunk_mc[i] != c || nth++ % step)
 				continue;
 			rc = probe_chunk(m, i, m->o.rounds, row);
 			if (rc)
 				break;
-			seen[c]++;
-			agree[c] += leap__chunk_nearest_cluster(m->chunk_lat, (int)m->nchunks, nk,
-								m->chunk_mc, k, row) == c;
+			seen++;
+			agree += leap__chunk_nearest_cluster(m->chunk_lat, (int)m->nchunks, nk,
+							     m->chunk_mc, k, row) == c;
 		}
-		if (!seen[c] || (double)agree[c] < LEAP_MEM_RECHECK_AGREE * (double)seen[c])
+		if (!seen || (double)agree < LEAP_MEM_RECHECK_AGREE * (double)seen)
 			*ok = 0;
 	}
 	free(row);
-	free(in);
-	free(seen);
-	free(agree);
 	return rc;
 }
 
@@ -365,9 +368,7 @@ static int memory_split_holds(const struct leap_measure *m, int k)
 	if (m->dom.mem_confidence < LEAP_MEM_CONFIDENCE_MIN)
 		return 0;
 	for (int c = 0; c < k; c++) {
-		uint64_t in = 0;
-		for (uint64_t i = 0; i < m->nchunks; i++)
-			in += m->chunk_mc[i] == c;
+		uint64_t in = cluster_size(m, c);
 		if (in < 2 || (double)in < LEAP_MEM_SHARE_MIN * (double)m->nchunks)
 			return 0;
 	}
@@ -380,9 +381,7 @@ static double main_share(const struct leap_measure *m, int k)
 {
 	uint64_t best = 0;
 	for (int c = 0; c < k; c++) {
-		uint64_t in = 0;
-		for (uint64_t i = 0; i < m->nchunks; i++)
-			in += m->chunk_mc[i] == c;
+		uint64_t in = cluster_size(m, c);
 		best = in > best ? in : best;
 	}
 	return m->nchunks ? (double)best / (double)m->nchunks : 1;

@@ -17,7 +17,7 @@
 #   make install PREFIX=/usr/local
 # Out of tree: make B=/path/to/builddir
 
-VERSION := 0.3.0
+VERSION := 0.4.0
 SOVER := 0
 B ?= build
 CC ?= cc

@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 #define LEAP_VERSION_MAJOR 0
-#define LEAP_VERSION_MINOR 3
+#define LEAP_VERSION_MINOR 4
 #define LEAP_VERSION_PATCH 0
 
 /* The page size page_leap() works in (bytes). Addresses and lengths must be multiples. */
@@ -92,6 +92,15 @@ int leap_topo_cpus(const struct leap_topo *topo, int node, int *cpus, size_t max
 /* leap_ctx_options.flags: never write-protect (every page_leap() then needs
  * LEAP_NO_WRITERS); for measurements and for kernels without userfaultfd. */
 #define LEAP_CTX_NO_WRITE_PROTECT 0x1u
+/* Where full userfaultfd is refused to the process (an ordinary user under Debian's
+ * vm.unprivileged_userfaultfd = 0 without access to /dev/userfaultfd), accept the
+ * user-mode-only kind (Linux 5.11+): the program's own writes to a moving page wait as
+ * usual, but a system call that writes into one (read(2), recv(2), io_uring) fails with
+ * EFAULT, and a datagram received that way is lost. Declare such buffers with
+ * leap_io_begin(). See pageleap(7), "Unprivileged operation". */
+#define LEAP_CTX_ALLOW_USER_MODE 0x2u
+/* User-mode-only even where the full kind is allowed: to try a program under it. */
+#define LEAP_CTX_USER_MODE_ONLY 0x4u
 
 struct leap_ctx_options {
 	size_t size;		 /* in: sizeof(struct leap_ctx_options) */
@@ -112,6 +121,19 @@ int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx **out);
 void leap_ctx_destroy(struct leap_ctx **ctx);
 /* The instance's topology (owned by the instance). MT-Safe. */
 const struct leap_topo *leap_ctx_topo(const struct leap_ctx *ctx);
+
+/* How an instance protects moving pages from writers (leap_ctx_write_protect()). */
+enum leap_wp_mode {
+	LEAP_WP_NONE = 0,      /* none: every page_leap() needs LEAP_NO_WRITERS */
+	LEAP_WP_FULL = 1,      /* userfaultfd: every write waits, kernel-mode ones too */
+	LEAP_WP_USER_ONLY = 2, /* user-mode-only userfaultfd: kernel-mode writes fail */
+};
+/*
+ * The instance's write protection (opened now if it was not yet): returns an enum
+ * leap_wp_mode, or -EINVAL. *why (may be NULL) receives a static text: how it was
+ * opened, or which cause refused it and what to do. MT-Safe.
+ */
+int leap_ctx_write_protect(struct leap_ctx *ctx, const char **why);
 
 /* ---------------------------------------------------------------- pools */
 
@@ -682,6 +704,13 @@ void leap_affinity_stop(struct leap_affinity **a);
 const char *leap_version(void);
 /* A static English description of a -errno value returned by this library. */
 const char *leap_strerror(int err);
+/*
+ * Which cause was behind the last refusal with a specific cause (-EOPNOTSUPP from
+ * page_leap(), region or pool creation; -EINVAL for a bad PAGELEAP_WP) that a call
+ * on this thread returned, and what to do: a static text, or "" when none yet. It is not
+ * cleared by later calls that succeed. MT-Safe (per thread).
+ */
+const char *leap_errormsg(void);
 
 #ifdef __cplusplus
 }

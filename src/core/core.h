@@ -152,6 +152,7 @@ struct leap_ctx {
 	struct leap__worker **workers; /* [topo->count], created lazily under lock */
 	struct leap__wp *wp;	       /* created lazily under lock; NULL if unavailable */
 	int wp_rc;		       /* 0 before the first try, 1 ready, -errno if unavailable */
+	const char *wp_why;	       /* how wp was opened, or why not (static text) */
 	struct leap_region *regions;	/* under lock: live regions, for walkers (lifetime.c) */
 };
 /* The instance's write protection, opened on first use; -EOPNOTSUPP if unavailable. */

@@ -13,6 +13,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * PAGELEAP_WP: the write protection of programs that cannot be changed (and of test
+ * suites run in each mode): "user" adds LEAP_CTX_ALLOW_USER_MODE, "user-only"
+ * LEAP_CTX_USER_MODE_ONLY, "none" LEAP_CTX_NO_WRITE_PROTECT, "full" or empty nothing.
+ * secure_getenv: a set-user-ID program ignores it.
+ */
+static int env_flags(unsigned *flags)
+{
+	const char *v = secure_getenv("PAGELEAP_WP");
+	if (!v || !*v || !strcmp(v, "full"))
+		return 0;
+	if (!strcmp(v, "user"))
+		*flags |= LEAP_CTX_ALLOW_USER_MODE;
+	else if (!strcmp(v, "user-only"))
+		*flags |= LEAP_CTX_USER_MODE_ONLY;
+	else if (!strcmp(v, "none"))
+		*flags |= LEAP_CTX_NO_WRITE_PROTECT;
+	else
+		return leap__why(-EINVAL, "PAGELEAP_WP has an unknown value: use full, user, "
+					  "user-only or none (pageleap(7))");
+	return 0;
+}
+
 LEAP_API int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx **out)
 {
 	struct leap_ctx_options o; /* the caller's, zero-extended to this version's size */
@@ -41,10 +64,13 @@ LEAP_API int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx *
 	c->chunk_pages = chunk / LEAP_PG;
 	c->workers_per_node = opts && opts->workers_per_node ? opts->workers_per_node : 1;
 	c->flags = opts ? opts->flags : 0;
-	if (c->flags & ~LEAP_CTX_NO_WRITE_PROTECT || c->workers_per_node > 1024) {
+	unsigned known = LEAP_CTX_NO_WRITE_PROTECT | LEAP_CTX_ALLOW_USER_MODE |
+			 LEAP_CTX_USER_MODE_ONLY;
+	rc = c->flags & ~known || c->workers_per_node > 1024 ? -EINVAL : env_flags(&c->flags);
+	if (rc) {
 		leap_topo_destroy(&c->topo);
 		free(c);
-		return -EINVAL;
+		return rc;
 	}
 	c->pools = calloc((size_t)c->topo->count * LEAP_KINDS, sizeof(*c->pools));
 	c->workers = calloc((size_t)c->topo->count, sizeof(*c->workers));
@@ -129,20 +155,44 @@ int leap__ctx_worker(struct leap_ctx *c, int target_node, struct leap__worker **
 	return rc;
 }
 
-/* The userfaultfd write protection, opened on first use and probed once. */
+/* The userfaultfd write protection, opened on first use; a refusal (-EOPNOTSUPP) is
+ * kept, other failures are tried again next time. Records its cause for
+ * leap_errormsg(). */
 int leap__ctx_wp(struct leap_ctx *c, struct leap__wp **out)
 {
 	if (c->flags & LEAP_CTX_NO_WRITE_PROTECT)
-		return -EOPNOTSUPP;
+		return leap__why(-EOPNOTSUPP, "the instance has no write protection "
+					      "(LEAP_CTX_NO_WRITE_PROTECT or PAGELEAP_WP=none): "
+					      "pass LEAP_NO_WRITERS when nothing writes during "
+					      "the move");
 	pthread_mutex_lock(&c->lock);
 	if (c->wp_rc == 0) {
-		int rc = leap__wp_new(&c->wp);
-		c->wp_rc = rc ? rc : 1;
+		unsigned modes = (c->flags & LEAP_CTX_ALLOW_USER_MODE ? LEAP_UFFD_ALLOW_USER : 0) |
+				 (c->flags & LEAP_CTX_USER_MODE_ONLY ? LEAP_UFFD_FORCE_USER : 0);
+		int rc = leap__wp_new(modes, &c->wp, &c->wp_why);
+		/* a refusal is for good; running out of descriptors or memory is not */
+		c->wp_rc = !rc ? 1 : rc == -EOPNOTSUPP ? rc : 0;
+		if (rc && rc != -EOPNOTSUPP) {
+			pthread_mutex_unlock(&c->lock);
+			return leap__why(rc, c->wp_why);
+		}
 	}
 	int rc = c->wp_rc < 0 ? c->wp_rc : 0;
 	*out = c->wp;
+	const char *why = c->wp_why;
 	pthread_mutex_unlock(&c->lock);
-	return rc;
+	return rc ? leap__why(rc, why) : 0;
+}
+
+LEAP_API int leap_ctx_write_protect(struct leap_ctx *ctx, const char **why)
+{
+	if (!ctx)
+		return -EINVAL;
+	struct leap__wp *wp = NULL;
+	int rc = leap__ctx_wp(ctx, &wp);
+	if (why)
+		*why = rc ? leap_errormsg() : ctx->wp_why;
+	return rc ? LEAP_WP_NONE : wp->user_only ? LEAP_WP_USER_ONLY : LEAP_WP_FULL;
 }
 
 LEAP_API int leap_pool_get(struct leap_ctx *ctx, int node, struct leap_pool **out)

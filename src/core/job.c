@@ -439,8 +439,14 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 	if (r->kind == LEAP_PAGES_HUGETLB && ((a - base) % LEAP_HUGE_PAGE_SIZE ||
 					      len % LEAP_HUGE_PAGE_SIZE))
 		return -EINVAL; /* a hugetlb page cannot be split */
-	if (!(flags & LEAP_NO_WRITERS) && (!r->wp || (r->kind == LEAP_PAGES_THP && !r->wp->thp_ok)))
-		return -EOPNOTSUPP; /* no write protection (for THP: see leap__wp.thp_ok) */
+	if (!(flags & LEAP_NO_WRITERS) && !r->wp) {
+		struct leap__wp *wp; /* sets leap_errormsg() to the instance's reason */
+		return leap__ctx_wp(r->ctx, &wp) ? -EOPNOTSUPP
+						 : leap__why(-EOPNOTSUPP, "the region was created "
+									  "without write protection");
+	}
+	if (!(flags & LEAP_NO_WRITERS) && r->kind == LEAP_PAGES_THP && !r->wp->thp_ok)
+		return leap__why(-EOPNOTSUPP, leap__wp_thp_why); /* see leap__wp.thp_ok */
 	j->r = r;
 	j->a = j->sa = (a - base) / LEAP_PG;
 	j->b = j->sb = j->a + len / LEAP_PG;

@@ -146,9 +146,10 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 	if (rc)
 		return rc;
 	if (pool && pool->dax && !(ctx->flags & LEAP_CTX_NO_WRITE_PROTECT))
-		return -EOPNOTSUPP; /* userfaultfd cannot write-protect DAX mappings */
+		return leap__why(-EOPNOTSUPP, leap__dax_why);
 	if (kind == LEAP_PAGES_THP && !pool && !leap__sys_shmem_thp_ok())
-		return -EOPNOTSUPP; /* a THP file pool has its mount's consent (leap_pool_open) */
+		/* a THP file pool has its mount's consent (leap_pool_open) */
+		return leap__why(-EOPNOTSUPP, leap__thp_off_why);
 	struct leap_region *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
@@ -186,8 +187,13 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 		rc = leap__region_place(r, place[i].offset / LEAP_PG, place[i].length / LEAP_PG,
 					place[i].node);
 	/* write protection where the kernel has it; without it, jobs need LEAP_NO_WRITERS */
-	if (!rc && leap__ctx_wp(ctx, &r->wp) == 0)
-		rc = leap__wp_register(r->wp, r->base, r->npages);
+	if (!rc) {
+		int wrc = leap__ctx_wp(ctx, &r->wp);
+		if (!wrc)
+			rc = leap__wp_register(r->wp, r->base, r->npages);
+		else if (wrc != -EOPNOTSUPP)
+			rc = wrc; /* out of descriptors or memory: no region that could have had it */
+	}
 	if (rc) {
 		region_discard(r);
 		return rc;

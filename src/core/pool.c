@@ -68,12 +68,15 @@ struct leap_pool *leap__pool_init(struct leap_ctx *ctx, int fd, int node, int ki
 int leap__pool_new(struct leap_ctx *ctx, int node, int kind, struct leap_pool **out)
 {
 	if (kind == LEAP_PAGES_THP && !leap__sys_shmem_thp_ok())
-		return -EOPNOTSUPP;
+		return leap__why(-EOPNOTSUPP, leap__thp_off_why);
 	char name[48];
 	snprintf(name, sizeof(name), "pageleap-node%d-%s", node, kind_name[kind]);
 	int fd = leap__sys_memfd(name, kind);
 	if (fd < 0)
-		return fd == -EINVAL && kind == LEAP_PAGES_HUGETLB ? -EOPNOTSUPP : fd;
+		return fd == -EINVAL && kind == LEAP_PAGES_HUGETLB
+			       ? leap__why(-EOPNOTSUPP, "this kernel has no hugetlb memfd "
+							"(CONFIG_HUGETLBFS)")
+			       : fd;
 	struct leap_pool *p = leap__pool_init(ctx, fd, node, kind);
 	if (!p) {
 		leap__sys_close(fd);

@@ -63,7 +63,7 @@ int leap__region_pool_slot(struct leap_region *r, struct leap_pool *pool)
 	if (!pool->external)
 		return pool->node; /* a node's own pool of the region's kind */
 	if (pool->dax && r->wp)
-		return -EOPNOTSUPP; /* userfaultfd cannot write-protect DAX mappings */
+		return leap__why(-EOPNOTSUPP, leap__dax_why);
 	int count = r->ctx->topo->count, free_slot = -1;
 	for (int s = count; s < r->nslots; s++) {
 		if (r->slot[s] == pool)

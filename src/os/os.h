@@ -28,6 +28,8 @@ int leap__sys_truncate(int fd, uint64_t npages);
 int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off, int kind);
 /* Open path as an external pool file (see leap_pool_open); *kind in: wanted, out: found. */
 int leap__sys_open_pool_file(const char *path, int *kind, bool *dax, uint64_t *fs_free);
+/* The integer in the first line of a /proc or sysfs file. */
+int leap__sys_read_int(const char *path, int *out);
 /* Whether the kernel allows shared-memory THP (shmem_enabled not never/deny). */
 bool leap__sys_shmem_thp_ok(void);
 /* Free hugetlb pages of 2 MiB on node (sysfs), or 0. */
@@ -44,9 +46,22 @@ int leap__sys_task_cpu(int fd);
 int leap__sys_gettid(void);
 
 /* ------------------------------------------------------------ uffd.c */
-/* A write-protect userfaultfd (returned), non-blocking, feature-negotiated. *features: what the
- * kernel offers (UFFD_FEATURE_*). -EOPNOTSUPP when unavailable or lacking shmem WP. */
-int leap__uffd_open_wp(uint64_t *features);
+/* What leap__uffd_open_wp() got, or what refused it (errno values, 0: not tried or fine). */
+struct leap__uffd_how {
+	uint64_t features; /* what the kernel offers (UFFD_FEATURE_*) */
+	bool user_only;	   /* a user-mode-only descriptor */
+	bool via_dev;	   /* opened through /dev/userfaultfd */
+	bool no_shmem_wp;  /* the kernel cannot write-protect shared memory */
+	int sys_err;	   /* the userfaultfd(2) call's errno */
+	int dev_err;	   /* opening /dev/userfaultfd or its ioctl: errno */
+	int user_err;	   /* the user-mode-only try's errno */
+};
+#define LEAP_UFFD_ALLOW_USER 0x1u /* user-mode-only when the full kind is refused */
+#define LEAP_UFFD_FORCE_USER 0x2u /* user-mode-only even where the full kind is allowed */
+/* A write-protect userfaultfd (returned), non-blocking, feature-negotiated; *how says
+ * which kind and, on failure, what refused it. -EOPNOTSUPP when unavailable or lacking
+ * shmem WP; other -errno (EMFILE, ENOMEM) as the kernel said. */
+int leap__uffd_open_wp(unsigned modes, struct leap__uffd_how *how);
 /* The feature bit of UFFD_FEATURE_WP_UNPOPULATED (Linux 6.4+), for callers without the
  * kernel header. */
 #define LEAP_UFFD_WP_UNPOPULATED (UINT64_C(1) << 13)

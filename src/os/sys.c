@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <numa.h>
 #include <numaif.h>
 #include <stdint.h>
@@ -61,6 +62,20 @@ static int read_line(const char *path, char *buf, size_t len)
 	int rc = fgets(buf, (int)len, f) ? 0 : -EIO;
 	fclose(f);
 	return rc;
+}
+
+int leap__sys_read_int(const char *path, int *out)
+{
+	char buf[64];
+	int rc = read_line(path, buf, sizeof(buf));
+	if (rc)
+		return rc;
+	char *end;
+	long v = strtol(buf, &end, 10);
+	if (end == buf || v < INT_MIN || v > INT_MAX)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
 }
 
 /* The bracketed word of a sysfs choice file ("always [advise] never"), or "". */

@@ -2,8 +2,11 @@
  * uffd.c - userfaultfd for write protection, and the stoppable wait its listener uses.
  *
  * Opening: the userfaultfd(2) system call; where that is denied (EPERM: Debian's
- * vm.unprivileged_userfaultfd = 0), /dev/userfaultfd if the process may open it. The
- * descriptor is non-blocking so the listener drains it without blocking.
+ * vm.unprivileged_userfaultfd = 0), /dev/userfaultfd if the process may open it; and,
+ * only when the caller asks, a user-mode-only one, which any process may open (Linux
+ * 5.11+) but whose protection kernel-mode writes do not wait for (they fail with
+ * EFAULT). What was tried and why it failed is reported, for the library's error text.
+ * The descriptor is non-blocking so the listener drains it without blocking.
  * Negotiation: a userfaultfd accepts UFFDIO_API once, so the kernel's features are asked
  * on a first descriptor, which is closed, and a second one enables what we use.
  * Threads: no state; each call is a system call on the caller's descriptor.
@@ -22,49 +25,87 @@
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
 #endif
 _Static_assert(LEAP_UFFD_WP_UNPOPULATED == UFFD_FEATURE_WP_UNPOPULATED, "os.h copy of the bit");
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
 
-/* Open a userfaultfd: the syscall; /dev/userfaultfd where the syscall is denied. */
-static int open_uffd(void)
+/* Open a userfaultfd: the syscall, else /dev/userfaultfd where the syscall is denied;
+ * user-mode-only (flag UFFD_USER_MODE_ONLY) only when asked. -errno of the last try. */
+static int open_uffd(int user, struct leap__uffd_how *how)
 {
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (fd >= 0 || errno != EPERM)
+	int flags = O_CLOEXEC | O_NONBLOCK | (user ? UFFD_USER_MODE_ONLY : 0);
+	int fd = (int)syscall(SYS_userfaultfd, flags);
+	if (fd >= 0 || errno != EPERM || user) {
+		if (fd < 0 && !user)
+			how->sys_err = errno;
 		return fd >= 0 ? fd : -errno;
+	}
+	how->sys_err = EPERM;
 	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	if (dev < 0)
+	if (dev < 0) {
+		how->dev_err = errno;
 		return -EPERM;
-	fd = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+	}
+	fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+	if (fd < 0)
+		how->dev_err = errno;
 	close(dev);
+	if (fd >= 0)
+		how->via_dev = true;
 	return fd >= 0 ? fd : -EPERM;
 }
 
-int leap__uffd_open_wp(uint64_t *features)
+/* Ask a fresh descriptor what the kernel offers, then enable what we use on a second one
+ * (UFFDIO_API is accepted once per descriptor). */
+static int negotiate(int user, struct leap__uffd_how *how)
 {
-	int fd = open_uffd();
+	int fd = open_uffd(user, how);
 	if (fd < 0)
-		return fd == -ENOSYS || fd == -EPERM ? -EOPNOTSUPP : fd;
+		return fd;
 	struct uffdio_api api = { .api = UFFD_API };
-	/* ask what the kernel has; write protection of shmem needs WP_HUGETLBFS_SHMEM */
-	int ok = ioctl(fd, UFFDIO_API, &api) == 0 &&
-		 (api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+	/* write protection of shmem needs WP_HUGETLBFS_SHMEM (Linux 5.19) */
+	int ok = ioctl(fd, UFFDIO_API, &api) == 0 && (api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
 	close(fd);
-	if (!ok)
+	if (!ok) {
+		how->no_shmem_wp = true;
 		return -EOPNOTSUPP;
+	}
 	uint64_t avail = api.features;
-	fd = open_uffd();
+	fd = open_uffd(user, how);
 	if (fd < 0)
-		return -EOPNOTSUPP;
+		return fd;
 	/* pages are always populated, but protect unpopulated ones too where the kernel can */
 	api = (struct uffdio_api){ .api = UFFD_API,
 				   .features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM |
 					       (avail & UFFD_FEATURE_WP_UNPOPULATED) };
 	if (ioctl(fd, UFFDIO_API, &api) != 0) {
 		close(fd);
+		how->no_shmem_wp = true;
 		return -EOPNOTSUPP;
 	}
-	*features = avail;
+	how->features = avail;
+	how->user_only = user;
+	return fd;
+}
+
+int leap__uffd_open_wp(unsigned modes, struct leap__uffd_how *how)
+{
+	*how = (struct leap__uffd_how){ 0 };
+	int fd = -EPERM;
+	if (!(modes & LEAP_UFFD_FORCE_USER))
+		fd = negotiate(0, how);
+	/* user-mode-only: what an ordinary user may open under vm.unprivileged_userfaultfd = 0
+	 * (Linux 5.11+), taken only on request: kernel-mode writes fail instead of waiting */
+	if (fd == -EPERM && (modes & (LEAP_UFFD_ALLOW_USER | LEAP_UFFD_FORCE_USER))) {
+		fd = negotiate(1, how);
+		if (fd < 0 && fd != -EOPNOTSUPP)
+			how->user_err = -fd;
+	}
+	if (fd == -ENOSYS || fd == -EPERM || fd == -EINVAL)
+		return -EOPNOTSUPP;
 	return fd;
 }
 

@@ -1,14 +1,36 @@
 /*
  * errors.c - the library's words for its -errno values, and its version string.
  *
- * One -errno can stand for several causes; the text names each cause and what to do
- * about it. Pure: no state, MT-Safe.
+ * One -errno can stand for several causes; leap_strerror()'s text names each of them,
+ * and leap_errormsg() says which one applied to the calling thread's last refusal with a
+ * specific cause (as libpmem2's pmem2_errormsg() does). State: one thread-local pointer
+ * to a static text; MT-Safe.
  */
 #include "util/util.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+
+const char leap__dax_why[] =
+	"userfaultfd cannot write-protect DAX mappings: regions on a DAX pool need an instance "
+	"created with LEAP_CTX_NO_WRITE_PROTECT, and their moves LEAP_NO_WRITERS";
+const char leap__thp_off_why[] =
+	"shared-memory THP is disabled: echo advise > "
+	"/sys/kernel/mm/transparent_hugepage/shmem_enabled (as root)";
+
+static _Thread_local const char *last_why;
+
+int leap__why(int err, const char *msg)
+{
+	last_why = msg;
+	return err;
+}
+
+LEAP_API const char *leap_errormsg(void)
+{
+	return last_why ? last_why : "";
+}
 
 LEAP_API const char *leap_version(void)
 {
@@ -36,10 +58,11 @@ LEAP_API const char *leap_strerror(int err)
 	case EBUSY:
 		return "busy: pages are in use, or the range overlaps a job in flight";
 	case EOPNOTSUPP:
-		return "not supported: no userfaultfd write protection here (pass "
+		return "not supported: no userfaultfd write protection for this process (pass "
 		       "LEAP_NO_WRITERS if nothing writes during the move), shared-memory THP "
 		       "disabled (echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled), "
-		       "or a pool file that is not on tmpfs, hugetlbfs or a DAX file system";
+		       "or a pool file that is not on tmpfs, hugetlbfs or a DAX file system; "
+		       "leap_errormsg() says which";
 	case ENOSPC:
 		return "no free huge pages on the node: reserve them as root with echo N > "
 		       "/sys/devices/system/node/nodeX/hugepages/hugepages-2048kB/nr_hugepages "

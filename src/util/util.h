@@ -13,6 +13,13 @@
 
 /* Marks the library's public entry points; everything else is hidden. */
 #define LEAP_API __attribute__((visibility("default")))
+/* errors.c: record the cause of a refusal for leap_errormsg() (a static text) on the
+ * calling thread, and return err, so that `return leap__why(-EOPNOTSUPP, "...")` reads
+ * as one statement. */
+int leap__why(int err, const char *msg);
+/* Its texts for refusals that more than one file makes. */
+extern const char leap__dax_why[], leap__thp_off_why[];
+
 /* Bytes per page, as the library's page counts' unit. */
 #define LEAP_PG ((uint64_t)LEAP_PAGE_SIZE)
 

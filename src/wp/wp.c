@@ -26,31 +26,96 @@
 
 static void *listener_main(void *arg);
 
+const char leap__wp_thp_why[] =
+	"this kernel cannot write-protect shared-memory THP that a move splits "
+	"(UFFD_FEATURE_WP_UNPOPULATED, Linux 6.4+): writes could be lost, so THP regions move "
+	"here only with LEAP_NO_WRITERS (nothing writes during the move)";
+
+#define NO_WRITERS_HINT "or pass LEAP_NO_WRITERS when nothing writes during the move"
+/* A grant an administrator makes once; pageleap(7) "Unprivileged operation" has the udev
+ * rule that makes it survive a reboot. */
+#define GRANT_HINT                                                                           \
+	"ask the administrator to grant /dev/userfaultfd to a group (groupadd pageleap; "    \
+	"chgrp pageleap /dev/userfaultfd; chmod 0660 /dev/userfaultfd; usermod -aG pageleap " \
+	"USER; see pageleap(7))"
+#define USER_HINT                                                                            \
+	"opt in to user-mode-only protection (LEAP_CTX_ALLOW_USER_MODE or PAGELEAP_WP=user; "  \
+	"then a system call that writes into a moving page fails with EFAULT)"
+
+/* Why no write protection could be opened, and what to do: one text per cause. */
+static const char *why_not(const struct leap__uffd_how *h, int rc, unsigned modes)
+{
+	if (rc == -EMFILE || rc == -ENFILE)
+		return "could not open a userfaultfd: too many open files (raise RLIMIT_NOFILE)";
+	if (rc == -ENOMEM)
+		return "could not open a userfaultfd: out of memory";
+	if (h->sys_err == ENOSYS)
+		return "this kernel has no userfaultfd (built without CONFIG_USERFAULTFD): "
+		       NO_WRITERS_HINT;
+	if (h->no_shmem_wp)
+		return "this kernel's userfaultfd cannot write-protect shared memory "
+		       "(UFFD_FEATURE_WP_HUGETLBFS_SHMEM, Linux 5.19+): " NO_WRITERS_HINT;
+	if (h->user_err)
+		return "userfaultfd is refused to this process, user-mode-only too: a seccomp "
+		       "filter or security module blocks it (container runtimes do by default); "
+		       "allow the userfaultfd system call, " NO_WRITERS_HINT;
+	if (h->sys_err != EPERM)
+		return "userfaultfd write protection is unavailable here: " NO_WRITERS_HINT;
+	int unpriv = 0;
+	if (leap__sys_read_int("/proc/sys/vm/unprivileged_userfaultfd", &unpriv) == 0 && unpriv)
+		return "the userfaultfd system call is refused although "
+		       "vm.unprivileged_userfaultfd = 1: a seccomp filter or security module "
+		       "blocks it (container runtimes do by default); allow it, " GRANT_HINT
+		       ", " USER_HINT ", " NO_WRITERS_HINT;
+	if (modes & LEAP_UFFD_ALLOW_USER)
+		return "userfaultfd is refused to this process: " NO_WRITERS_HINT;
+	if (h->dev_err == ENOENT)
+		return "userfaultfd is for privileged processes here "
+		       "(vm.unprivileged_userfaultfd = 0) and this kernel has no /dev/userfaultfd "
+		       "(Linux 6.1+): ask the administrator to set vm.unprivileged_userfaultfd = 1, "
+		       "" USER_HINT ", " NO_WRITERS_HINT;
+	return "userfaultfd is for privileged processes here (vm.unprivileged_userfaultfd = 0) "
+	       "and /dev/userfaultfd is not open to this user: " GRANT_HINT ", " USER_HINT
+	       ", " NO_WRITERS_HINT;
+}
+
 /* Open, negotiate (os/uffd.c) and start the listener. */
-int leap__wp_new(struct leap__wp **out)
+int leap__wp_new(unsigned modes, struct leap__wp **out, const char **how)
 {
 	struct leap__wp *w = calloc(1, sizeof(*w));
-	if (!w)
+	if (!w) {
+		*how = "out of memory";
 		return -ENOMEM;
-	uint64_t features = 0;
-	w->fd = leap__uffd_open_wp(&features);
+	}
+	struct leap__uffd_how h;
+	w->fd = leap__uffd_open_wp(modes, &h);
 	int rc = w->fd < 0 ? w->fd : leap__sys_stopper_new(w->stop);
 	if (rc < 0) {
+		*how = w->fd < 0 ? why_not(&h, rc, modes) : "could not create a pipe";
 		if (w->fd >= 0)
 			leap__sys_close(w->fd);
 		free(w);
 		return rc;
 	}
-	w->thp_ok = features & LEAP_UFFD_WP_UNPOPULATED;
+	w->thp_ok = h.features & LEAP_UFFD_WP_UNPOPULATED;
+	w->user_only = h.user_only;
 	pthread_mutex_init(&w->lock, NULL);
 	rc = -pthread_create(&w->thread, NULL, listener_main, w);
 	if (rc) {
+		*how = "could not start the userfaultfd listener thread";
 		leap__sys_stopper_close(w->stop);
 		leap__sys_close(w->fd);
 		pthread_mutex_destroy(&w->lock);
 		free(w);
 		return rc;
 	}
+	*how = h.user_only ? "user-mode-only userfaultfd (opted in): the program's own writes to "
+			     "a moving page wait, but a system call that writes into one "
+			     "(read(2), recv(2), io_uring) fails with EFAULT and a datagram is "
+			     "lost; declare such buffers with leap_io_begin()"
+	       : h.via_dev ? "userfaultfd through /dev/userfaultfd: every write to a moving page "
+			     "waits, kernel-mode ones too"
+			   : "userfaultfd: every write to a moving page waits, kernel-mode ones too";
 	*out = w;
 	return 0;
 }

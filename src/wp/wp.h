@@ -30,8 +30,15 @@ struct leap__wp {
 	 * 6.1 guest lost writes there (t_huge). Kernels with UFFD_FEATURE_WP_UNPOPULATED
 	 * protect those too: THP moves with writers need it. */
 	bool thp_ok;
+	/* user-mode-only userfaultfd (LEAP_CTX_ALLOW_USER_MODE): kernel-mode writes to a
+	 * protected page fail with EFAULT instead of waiting */
+	bool user_only;
 };
-int leap__wp_new(struct leap__wp **out);
+/* Open write protection; modes: LEAP_UFFD_* (os.h). On success *how says how it was
+ * opened, on failure why not and what to do (static texts, for leap_errormsg()). */
+int leap__wp_new(unsigned modes, struct leap__wp **out, const char **how);
+/* The text for a THP move refused because the kernel lacks WP_UNPOPULATED. */
+extern const char leap__wp_thp_why[];
 void leap__wp_free(struct leap__wp *w);
 int leap__wp_register(struct leap__wp *w, void *addr, uint64_t npages);
 void leap__wp_track(struct leap__wp *w, struct leap__wp_extent *e, void *addr, uint64_t npages);

@@ -28,6 +28,11 @@ extern void (*leap__test_io_wait_hook)(struct leap_region *r);
  * library. */
 extern void (*leap__test_in_extent_hook)(struct leap_job *j, struct leap_region *r,
 					 size_t offset);
+/* Called on the moving thread, under the region's lock, once an extent's moving pages
+ * [addr, addr+len) are write-protected and before they are copied (src/core/extent.c).
+ * It must not call into the library; under full write protection a write to those pages
+ * from this thread would wait forever. */
+extern void (*leap__test_protected_hook)(struct leap_region *r, void *addr, size_t len);
 /* The absolute deadline leap_job_wait() waits until, timeout_ns from now, on the clock
  * its condition variable counts on (CLOCK_MONOTONIC). */
 void leap__job_deadline(struct timespec *dl, int64_t timeout_ns);

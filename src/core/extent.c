@@ -30,6 +30,11 @@
 #include <errno.h>
 #include <stdlib.h>
 
+/* Test seam (tests/hook.h): called on the moving thread, region lock held, once the
+ * extent's moving pages [addr, addr+len) are write-protected and before they are copied.
+ * It must not call into the library. */
+void (*leap__test_protected_hook)(struct leap_region *r, void *addr, size_t len);
+
 struct piece {
 	uint64_t lo, hi;
 	int slot, bank;
@@ -320,6 +325,9 @@ int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, const struc
 		if (wp) {
 			leap__wp_track(r->wp, &e, r->base + lo * LEAP_PG, hi - lo);
 			rc = protect_moving(&pl);
+			if (!rc && leap__test_protected_hook)
+				leap__test_protected_hook(r, r->base + lo * LEAP_PG,
+							  (size_t)((hi - lo) * LEAP_PG));
 		}
 		if (!rc)
 			rc = move_steps(&pl);

@@ -2,6 +2,8 @@
 #   make                 library (shared + static), CLI, tests
 #   make check           local tests, then the emulated-NUMA guests (2 nodes, 4 nodes, memory-only node)
 #   make check-local     local tests only;  make check-vm  guests only
+#   make check-unpriv    the local tests as user nobody, in each write-protection mode
+#                        (make check and check-local run it after the tests as root)
 #   make check-fio       the real fio, its buffers in a migrating region, for minutes
 #                        (tests/fio.sh --long; make check and check-local run it short)
 #   make asan / tsan     the tests under ASan+UBSan / TSan
@@ -81,8 +83,8 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(STLIB) | $(B)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) $(LIBS)
 # failure injection: the library's mmap calls go through the test's __wrap_mmap
 $(B)/tests/t_inject $(B)/static/t_inject: TEST_LDFLAGS = -Wl,--wrap=mmap
-# io_uring (liburing) drives the device I/O test
-$(B)/tests/t_dio $(B)/static/t_dio: TEST_LDFLAGS = -luring
+# io_uring (liburing) drives the device I/O test, and t_unpriv's kernel-mode writes
+$(B)/tests/t_dio $(B)/static/t_dio $(B)/tests/t_unpriv $(B)/static/t_unpriv: TEST_LDFLAGS = -luring
 # unit tests of the library's pure pieces see its internal headers
 UNIT_TESTS := t_gran t_ivset t_hist t_runs t_cluster t_measure
 $(UNIT_TESTS:%=$(B)/tests/%) $(UNIT_TESTS:%=$(B)/static/%): TEST_EXTRA = -Isrc
@@ -125,11 +127,17 @@ check: deps
 	$(MAKE) all static
 	bash tests/run.sh $(B)/tests
 	$(FIO_SHORT)
+	bash tests/unpriv.sh $(B)
 	bash scripts/vm/check.sh $(B)
 
 check-local: all
 	bash tests/run.sh $(B)/tests
 	$(FIO_SHORT)
+	bash tests/unpriv.sh $(B)
+
+# the tests as user nobody, in each write-protection mode (root prepares, then drops)
+check-unpriv: all
+	bash tests/unpriv.sh $(B)
 
 check-fio: deps
 	$(MAKE) all
@@ -188,5 +196,5 @@ install: all
 clean:
 	rm -rf $(B) build-asan build-tsan
 
-.PHONY: all layout static deps check check-local check-fio check-vm asan tsan demo bench bench-full ycsb measure measure-vm install clean
+.PHONY: all layout static deps check check-local check-unpriv check-fio check-vm asan tsan demo bench bench-full ycsb measure measure-vm install clean
 .SECONDARY:

@@ -1,6 +1,10 @@
 /*
  * hp.h - huge-page setup shared by the huge-page tests: reserve hugetlb pages per node,
- * allow shared-memory THP, and put the machine's settings back at exit. Needs root.
+ * allow shared-memory THP, and put the machine's settings back at exit. Needs root, or
+ * an unprivileged run prepared by root (tests/unpriv.sh sets LEAP_HP_PREPARED after
+ * reserving huge pages on every node and allowing shmem THP): then the tests use what was
+ * reserved and change nothing, and the cases that change settings (administrator knobs:
+ * hp_can_change()) are root's.
  */
 #ifndef LEAP_TEST_HP_H
 #define LEAP_TEST_HP_H
@@ -14,6 +18,11 @@
 static long hp_saved[256];
 static int hp_saved_n;
 static char hp_thp_saved[32];
+static bool hp_admin = true; /* root: may change the settings */
+static inline bool hp_can_change(void)
+{
+	return hp_admin;
+}
 
 static inline void hp_node_path(char *buf, size_t len, int node, const char *what)
 {
@@ -33,8 +42,14 @@ static inline long hp_read(const char *path)
 	return v;
 }
 
+static inline void hp_thp_mode(char *out, size_t len);
 static inline int hp_write(const char *path, const char *val)
 {
+	if (!hp_admin) { /* prepared: fine if it is so already */
+		char cur[32];
+		hp_thp_mode(cur, sizeof(cur));
+		return !strcmp(path, HP_THP_PATH) && !strcmp(cur, val) ? 0 : -EPERM;
+	}
 	FILE *f = fopen(path, "w");
 	if (!f)
 		return -errno;
@@ -49,6 +64,10 @@ static inline long hp_reserve(int node, long n)
 {
 	char path[128], val[32];
 	hp_node_path(path, sizeof(path), node, "nr_hugepages");
+	if (!hp_admin) { /* prepared: n of what the harness reserved, if it reserved n */
+		long have = hp_read(path);
+		return n <= have ? n : have;
+	}
 	snprintf(val, sizeof(val), "%ld", n);
 	hp_write(path, val);
 	return hp_read(path);
@@ -90,8 +109,13 @@ static inline void hp_thp_mode(char *out, size_t len)
  * machine settings, and CI and the guests run them as root. */
 static inline void hp_setup(int node_count)
 {
+	if (geteuid() != 0 && getenv("LEAP_HP_PREPARED")) {
+		hp_admin = false;
+		return;
+	}
 	if (geteuid() != 0)
-		skip("needs root to reserve hugetlb pages and allow shared-memory THP");
+		skip("needs root to reserve hugetlb pages and allow shared-memory THP (or a run "
+		     "prepared by root: tests/unpriv.sh)");
 	hp_saved_n = node_count < 256 ? node_count : 256;
 	for (int n = 0; n < hp_saved_n; n++) {
 		char path[128];

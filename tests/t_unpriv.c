@@ -9,16 +9,23 @@
  * the case drops to when it runs as root; under tests/unpriv.sh it runs as nobody already.
  *
  * user_mode_kernel_writes holds an extent write-protected (tests/hook.h) while the
- * moving thread itself makes system calls write into a protected page: under user-mode-
- * only protection they fail instead of waiting, and the test records what each kind of
- * descriptor does with its data (pageleap(7) states it). Nothing may land in the old page.
+ * moving thread itself makes system calls (read(2) from a pipe, sockets and a file;
+ * io_uring) write into a protected page: under user-mode-only protection they fail
+ * instead of waiting, and the test records what each kind of descriptor does with its
+ * data (pageleap(7) states it). Nothing may land in the old page.
  */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function" /* the JSON helpers it does not need */
+#include "clijson.h"
+#pragma GCC diagnostic pop
 #include "hook.h"
 #include "oracle.h"
 
 #include <fcntl.h>
 #include <stdbool.h>
 #include <grp.h>
+#include <liburing.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,12 +39,22 @@ static void become_nobody(void)
 	CHECK(setgroups(0, NULL) == 0 && setgid(NOBODY) == 0 && setuid(NOBODY) == 0,
 	      "cannot drop to uid %d: %s", NOBODY, strerror(errno));
 	CHECK(geteuid() == NOBODY, "still uid %d", (int)geteuid());
+	/* a changed uid makes the process undumpable, and LeakSanitizer cannot then stop
+	 * its threads at exit (make asan) */
+	prctl(PR_SET_DUMPABLE, 1);
 }
 
 /* The mode the kernel's rules give this process with the flags, and the words the
  * library's reason must hold. */
 static int predicted(unsigned flags, const char **word)
 {
+	const char *env = getenv("PAGELEAP_WP"); /* tests/unpriv.sh runs the suite with it */
+	if (env && !strcmp(env, "user"))
+		flags |= LEAP_CTX_ALLOW_USER_MODE;
+	if (env && !strcmp(env, "user-only"))
+		flags |= LEAP_CTX_USER_MODE_ONLY;
+	if (env && !strcmp(env, "none"))
+		flags |= LEAP_CTX_NO_WRITE_PROTECT;
 	if (flags & LEAP_CTX_NO_WRITE_PROTECT) {
 		*word = "LEAP_CTX_NO_WRITE_PROTECT";
 		return LEAP_WP_NONE;
@@ -165,6 +182,35 @@ CASE(env)
 	ERR(leap_ctx_write_protect(NULL, &why), EINVAL);
 }
 
+/* pageleap topo tells the user which mode they get and why: the same as the library */
+static const char *cli;
+
+static void cli_says(void)
+{
+	char *const argv[] = { "pageleap", "topo", "--json", NULL };
+	size_t len;
+	char *out = run_cli(cli, argv, &len);
+	struct jv root;
+	parse_json(out, len, &root);
+	const struct jv *wp = typed(&root, "write_protect", J_OBJ);
+	const char *word;
+	static const char *const name[] = { "none", "full", "user-mode-only" };
+	int want = predicted(0, &word);
+	CHECK(wp && !strcmp(str(get(wp, "mode")), name[want]), "uid %d: topo says mode %s, want %s",
+	      (int)geteuid(), str(get(wp, "mode")), name[want]);
+	CHECK(strstr(str(get(wp, "reason")), word), "topo's reason \"%s\" lacks \"%s\"",
+	      str(get(wp, "reason")), word);
+	jfree(&root);
+	free(out);
+}
+
+CASE(cli)
+{
+	cli_says();
+	become_nobody();
+	cli_says();
+}
+
 /* ---------------------------------------------------------- kernel-mode writes */
 
 static const size_t KW_PAGES = 3; /* page 1 moves; pages 0 and 2 stay mapped, writable */
@@ -172,7 +218,7 @@ static struct {
 	char *region;
 	int done;
 	ssize_t pipe_r, pipe_left, stream_r, stream_left, dgram_r, dgram_left, file_r;
-	int pipe_e, stream_e, dgram_e, file_e;
+	int pipe_e, stream_e, dgram_e, file_e, uring_res;
 	off_t file_off;
 } kw;
 
@@ -220,6 +266,25 @@ static void kw_hook(struct leap_region *r, void *addr, size_t len)
 	kw.file_e = errno;
 	kw.file_off = lseek(f, 0, SEEK_CUR);
 	close(f);
+	/* io_uring: the read runs in the kernel on the program's behalf */
+	struct io_uring ring;
+	kw.uring_res = 1;
+	if (io_uring_queue_init(2, &ring, 0) == 0) {
+		CHECK(pipe(fd) == 0, "pipe");
+		char src[64];
+		memset(src, 'u', sizeof(src));
+		CHECK(write(fd[1], src, sizeof(src)) == (ssize_t)sizeof(src), "write");
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+		io_uring_prep_read(sqe, fd[0], kw.region + PG, sizeof(src), 0);
+		struct io_uring_cqe *cqe;
+		CHECK(io_uring_submit(&ring) == 1 && io_uring_wait_cqe(&ring, &cqe) == 0,
+		      "io_uring");
+		kw.uring_res = cqe->res;
+		io_uring_cqe_seen(&ring, cqe);
+		io_uring_queue_exit(&ring);
+		close(fd[0]);
+		close(fd[1]);
+	}
 }
 
 CASE(user_mode_kernel_writes)
@@ -261,6 +326,10 @@ CASE(user_mode_kernel_writes)
 	CHECK(kw.file_r == -1 && kw.file_e == EFAULT && kw.file_off == 0,
 	      "file read: %zd (%s), offset %lld", kw.file_r, strerror(kw.file_e),
 	      (long long)kw.file_off);
+	if (kw.uring_res == 1)
+		say("note no io_uring here (io_uring_queue_init failed)");
+	else
+		CHECK(kw.uring_res == -EFAULT, "io_uring read: %d", kw.uring_res);
 	leap_region_destroy(&r);
 	leap_ctx_destroy(&ctx);
 }
@@ -326,5 +395,8 @@ CASE(user_mode_declared_io)
 int main(void)
 {
 	t_name = "t_unpriv";
-	return RUN_CASES(modes, modes_unpriv, env, user_mode_kernel_writes, user_mode_declared_io);
+	static char path[PATH_MAX + 16];
+	cli = find_cli(path, sizeof(path));
+	return RUN_CASES(modes, modes_unpriv, env, cli, user_mode_kernel_writes,
+			 user_mode_declared_io);
 }

@@ -17,6 +17,7 @@
  * Exit status: 0 success, 1 a failed operation or check, 2 bad usage.
  */
 #include "cli.h"
+#include "sys.h"
 #include "pageleap.h"
 
 #include <errno.h>
@@ -158,9 +159,40 @@ static int cmd_topo(int argc, char **argv)
 		fprintf(stderr, "pageleap: cannot read the NUMA topology: %s\n", leap_strerror(rc));
 		return 1;
 	}
-	cli_topo_print(stdout, t, json);
-	if (json)
-		putchar('\n');
+	/* what an instance gets for this user: the first thing to check when moves with
+	 * writers are refused (pageleap(7), "Unprivileged operation") */
+	static const char *const mode_name[] = { "none", "full", "user-mode-only" };
+	struct leap_ctx *ctx;
+	const char *why = "";
+	int mode = leap_ctx_new(NULL, &ctx);
+	if (mode == 0) {
+		mode = leap_ctx_write_protect(ctx, &why);
+		leap_ctx_destroy(&ctx);
+	} else {
+		why = *leap_errormsg() ? leap_errormsg() : leap_strerror(mode);
+	}
+	const char *name = mode >= 0 && mode <= 2 ? mode_name[mode] : "unavailable";
+	if (json) {
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&buf, &len);
+		if (!m) {
+			leap_topo_destroy(&t);
+			return 1;
+		}
+		cli_topo_print(m, t, 1);
+		fclose(m);
+		/* the topology object, with the write protection added as its last field */
+		printf("%.*s,\"write_protect\":{\"mode\":", (int)(len ? len - 1 : 0), buf);
+		sys_json_string(stdout, name);
+		printf(",\"reason\":");
+		sys_json_string(stdout, why);
+		printf("}}\n");
+		free(buf);
+	} else {
+		cli_topo_print(stdout, t, 0);
+		printf("\nwrite protection: %s: %s\n", name, why);
+	}
 	leap_topo_destroy(&t);
 	return 0;
 }

@@ -58,8 +58,9 @@ static char *t_reason;
 		long long ok_rc_ = (long long)(call);                                  \
 		if (ok_rc_ < 0)                                                        \
 			FAIL("%s returned %lld (%s%s%s)", #call, ok_rc_,               \
-			     leap_strerror((int)ok_rc_), *leap_errormsg() ? ": " : "",   \
-			     leap_errormsg());                                         \
+			     leap_strerror((int)ok_rc_),                               \
+			     ok_rc_ == -EOPNOTSUPP ? ": " : "",                        \
+			     ok_rc_ == -EOPNOTSUPP ? leap_errormsg() : "");            \
 		ok_rc_;                                                                \
 	})
 /* A library call that must fail with exactly -err. */

@@ -20,6 +20,9 @@ kernel=$(bash "$here/kernel.sh" "$kver" "$b/vm")
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,tests,proc,sys,dev,tmp}
+# mktemp made it 0700: the unprivileged cases (t_unpriv drops to nobody) need / and /tmp
+chmod 755 "$root"
+chmod 1777 "$root/tmp"
 cp /bin/busybox "$root/bin/busybox"
 cp "$here/init" "$root/init"
 cp "$here/../../tests/run.sh" "$root/run.sh"

@@ -55,6 +55,9 @@ static const char *why_not(const struct leap__uffd_how *h, int rc, unsigned mode
 	if (h->no_shmem_wp)
 		return "this kernel's userfaultfd cannot write-protect shared memory "
 		       "(UFFD_FEATURE_WP_HUGETLBFS_SHMEM, Linux 5.19+): " NO_WRITERS_HINT;
+	if (h->user_err == EINVAL)
+		return "userfaultfd is refused to this process and this kernel has no "
+		       "user-mode-only kind (Linux 5.11+): " GRANT_HINT ", " NO_WRITERS_HINT;
 	if (h->user_err)
 		return "userfaultfd is refused to this process, user-mode-only too: a seccomp "
 		       "filter or security module blocks it (container runtimes do by default); "

@@ -190,6 +190,8 @@ struct leap_region {
 	/* under lock: */
 	struct leap__run *runs; /* sorted by pg, covering [0, npages) */
 	size_t nruns, runs_cap;
+	struct leap__run *spare; /* what leap__region_assign() builds the next runs in */
+	size_t spare_cap;
 	struct leap_pool **slot;	 /* [nslots]: the pool of each slot, NULL until used */
 	/* [slot][bank] pool offset, UINT64_MAX if none; a slot's row is allocated when the
 	 * region first uses the slot (most regions use one or two of them) */
@@ -265,7 +267,11 @@ static inline bool leap__moves(const struct leap__move *m, int slot, int bank)
  */
 int leap__region_choose_bank(const struct leap_region *r, uint64_t a, uint64_t b,
 			     const struct leap__move *mv);
-/* Make [pg, pg+n) one run on (node, bank) and merge with equal neighbours. */
+/* Room for `more` runs beyond the current ones: assigns adding up to that many cannot
+ * fail. pre: lock held */
+int leap__region_runs_reserve(struct leap_region *r, size_t more);
+/* Make [pg, pg+n) one run on (node, bank) and merge with equal neighbours (at most 2
+ * runs more). */
 int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int node, int bank);
 
 /* ------------------------------------------------------------ io.c */

@@ -251,10 +251,8 @@ static uint64_t commit(struct plan *pl)
 					    p->hi - p->lo, false);
 		}
 		uint64_t lo = pl->pieces[s->first].lo, hi = pl->pieces[s->last].hi;
-		/* cannot fail for lack of memory in practice; if it did, the runs still
-		 * describe the old pages, which are intact: report it */
-		if (leap__region_assign(r, lo, hi - lo, pl->target, pl->bank) != 0)
-			return moved;
+		/* cannot fail: leap__extent_move() made room for every step's runs */
+		leap__region_assign(r, lo, hi - lo, pl->target, pl->bank);
 		moved += hi - lo;
 	}
 	/* destination pages reserved for steps that did not run go back to free */
@@ -311,6 +309,10 @@ int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, const struc
 		if (!rc)
 			pl.reserved = k + 1;
 	}
+	/* each step's commit adds at most 2 runs: room for them now, before the point of no
+	 * return (a remap), so the commit cannot fail for memory */
+	if (!rc && pl.nsteps)
+		rc = leap__region_runs_reserve(r, 3 * pl.nsteps);
 	if (!rc && pl.nsteps) {
 		/* faults are timed against the span from the first moving page to the last */
 		uint64_t lo = pl.pieces[pl.steps[0].first].lo;

@@ -298,6 +298,8 @@ int leap__region_place(struct leap_region *r, uint64_t pg, uint64_t n, int slot)
 		return rc;
 	rc = leap__sys_map_file(r->base + pg * LEAP_PG, n, p->fd, win + pg, r->kind);
 	if (!rc)
+		rc = leap__sys_dontfork(r->base + pg * LEAP_PG, n);
+	if (!rc)
 		rc = leap__region_assign(r, pg, n, slot, 0);
 	if (rc)
 		leap__pool_set_used(p, win + pg, n, false);

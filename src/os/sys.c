@@ -340,13 +340,15 @@ int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off, int
 	void *p = mmap(addr, npages * LEAP_PG, PROT_READ | PROT_WRITE, flags, fd,
 		       (off_t)(pg_off * LEAP_PG));
 	leap__kernel_ordered_end();
-	if (p == MAP_FAILED)
-		return -errno;
-	/* a child of fork() must not keep pool pages the parent will reuse: regions are not
-	 * inherited (every mapping of a region carries the flag, so they still merge) */
-	if (madvise(addr, npages * LEAP_PG, MADV_DONTFORK) != 0)
-		return -errno;
-	return 0;
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+/* A child of fork() must not keep pool pages the parent will reuse: regions are not
+ * inherited (every mapping of a region carries the flag, so they still merge). Called on
+ * every range leap__sys_map_file() mapped. */
+int leap__sys_dontfork(void *addr, uint64_t npages)
+{
+	return madvise(addr, npages * LEAP_PG, MADV_DONTFORK) == 0 ? 0 : -errno;
 }
 
 /* Reserve len bytes of address space aligned to align (no memory, no access). */

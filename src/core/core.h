@@ -151,7 +151,8 @@ struct leap_ctx {
 					    created lazily under lock */
 	struct leap__worker **workers; /* [topo->count], created lazily under lock */
 	struct leap__wp *wp;	       /* created lazily under lock; NULL if unavailable */
-	int wp_rc;		       /* 0 before the first try, 1 ready, -errno if unavailable */
+	int wp_rc;		       /* 0 before the first try (or after a transient failure),
+					  1 ready, -EOPNOTSUPP if unavailable */
 	struct leap_region *regions;	/* under lock: live regions, for walkers (lifetime.c) */
 };
 /* The instance's write protection, opened on first use; -EOPNOTSUPP if unavailable. */

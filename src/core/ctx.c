@@ -129,7 +129,10 @@ int leap__ctx_worker(struct leap_ctx *c, int target_node, struct leap__worker **
 	return rc;
 }
 
-/* The userfaultfd write protection, opened on first use and probed once. */
+/* The userfaultfd write protection, opened on first use. The kernel's answer that it has
+ * none (-EOPNOTSUPP) is kept; any other failure (out of memory or descriptors, no
+ * thread) is transient: returned, and tried again on the next use, or a passing shortage
+ * would leave the instance without write protection for good. */
 int leap__ctx_wp(struct leap_ctx *c, struct leap__wp **out)
 {
 	if (c->flags & LEAP_CTX_NO_WRITE_PROTECT)
@@ -137,6 +140,10 @@ int leap__ctx_wp(struct leap_ctx *c, struct leap__wp **out)
 	pthread_mutex_lock(&c->lock);
 	if (c->wp_rc == 0) {
 		int rc = leap__wp_new(&c->wp);
+		if (rc && rc != -EOPNOTSUPP) {
+			pthread_mutex_unlock(&c->lock);
+			return rc;
+		}
 		c->wp_rc = rc ? rc : 1;
 	}
 	int rc = c->wp_rc < 0 ? c->wp_rc : 0;

@@ -185,9 +185,14 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 	for (size_t i = 0; i < nplace && !rc; i++)
 		rc = leap__region_place(r, place[i].offset / LEAP_PG, place[i].length / LEAP_PG,
 					place[i].node);
-	/* write protection where the kernel has it; without it, jobs need LEAP_NO_WRITERS */
-	if (!rc && leap__ctx_wp(ctx, &r->wp) == 0)
-		rc = leap__wp_register(r->wp, r->base, r->npages);
+	/* write protection where the kernel has it; without it, jobs need LEAP_NO_WRITERS.
+	 * A transient failure to set it up fails the call: a region made without it could
+	 * never be moved with writers */
+	if (!rc) {
+		int wrc = leap__ctx_wp(ctx, &r->wp);
+		rc = wrc == 0 ? leap__wp_register(r->wp, r->base, r->npages)
+			      : wrc == -EOPNOTSUPP ? 0 : wrc;
+	}
 	if (rc) {
 		region_discard(r);
 		return rc;

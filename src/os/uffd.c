@@ -54,8 +54,8 @@ int leap__uffd_open_wp(uint64_t *features)
 		return -EOPNOTSUPP;
 	uint64_t avail = api.features;
 	fd = open_uffd();
-	if (fd < 0)
-		return -EOPNOTSUPP;
+	if (fd < 0) /* the first open worked: out of memory or descriptors now, not for good */
+		return fd == -ENOSYS || fd == -EPERM ? -EOPNOTSUPP : fd;
 	/* pages are always populated, but protect unpopulated ones too where the kernel can */
 	api = (struct uffdio_api){ .api = UFFD_API,
 				   .features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM |

@@ -22,7 +22,7 @@
  *   - no hang: a watchdog (alarm) aborts with the case's name.
  * Each operation is a named case (its own process); each prints its table: site x errno
  * x outcome (completed, -errno, not reached, FAIL). LEAP_FAILINJ_K=n bounds the k per
- * site (default 12).
+ * site (default 5).
  */
 #include "oracle.h"
 
@@ -220,18 +220,17 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 }
 long __wrap_syscall(long n, ...)
 {
+	/* six arguments, as syscall() itself reads them (libnuma's calls in a static link
+	 * come here too: mbind, get_mempolicy, sched_getaffinity) */
 	va_list ap;
 	va_start(ap, n);
-	long a = 0;
-	if (n == SYS_userfaultfd)
-		a = va_arg(ap, long);
+	long a[6];
+	for (int i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
 	va_end(ap);
-	if (n == SYS_userfaultfd)
-		return fail_now(S_UFFD) ? -1 : __real_syscall(n, a);
-	if (n == SYS_gettid)
-		return __real_syscall(n);
-	fprintf(stderr, "t_failinj: syscall %ld is not wrapped: add it\n", n);
-	abort();
+	if (n == SYS_userfaultfd && fail_now(S_UFFD))
+		return -1;
+	return __real_syscall(n, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 long __wrap_mbind(void *start, unsigned long len, int mode, const unsigned long *nmask,
 		  unsigned long maxnode, unsigned flags)
@@ -966,9 +965,12 @@ static int one(const struct op *op, int s, long k, int err)
 	return s >= 0 && !hit ? O_MISS : out ? O_ERR : O_DONE;
 }
 
+static const struct op op_fresh;
+extern char _DYNAMIC[] __attribute__((weak)); /* NULL in a static link */
+
 static void sweep(const struct op *op)
 {
-	long kmax = env_long("LEAP_FAILINJ_K", 12);
+	long kmax = env_long("LEAP_FAILINJ_K", 5);
 	bool full = env_long("LEAP_FAILINJ_FULL", 0) != 0;
 	op->setup();
 	if (one(op, -1, 0, 0) == O_FAIL) {
@@ -985,6 +987,16 @@ static void sweep(const struct op *op)
 	for (int s = 0; s < S_N; s++) {
 		if (!n[s] || !site_info[s].err[0])
 			continue;
+		/* in a static link libnuma's own calls come here too: it exits the process when
+		 * an allocation fails, and a sysfs file it cannot open reads as a node without
+		 * memory. leap_ctx_new() reads the topology through it (docs/inject.md, known
+		 * limits), so a fresh instance's are not failed there */
+		if (op == &op_fresh && !_DYNAMIC &&
+		    (s == S_MALLOC || s == S_CALLOC || s == S_REALLOC || s == S_FOPEN)) {
+			say("%s: %s not failed in a static link (libnuma's own calls)", op->name,
+			    site_info[s].name);
+			continue;
+		}
 		/* k = 1..n[s], or kmax of them spread evenly (first and last included) */
 		long nk = full || n[s] <= kmax ? n[s] : kmax;
 		for (long i = 0; i < nk; i++) {
@@ -1011,7 +1023,7 @@ static void sweep(const struct op *op)
 			continue;
 		if (!site_info[s].err[0]) {
 			printf("%-8s %-28s %-7s %6ld %9s %7s %12s %5s\n", op->name, site_info[s].name,
-			       "-", n[s], "(cannot", "fail)", "", "");
+			       "-", n[s], "(counted", "only)", "", "");
 			continue;
 		}
 		for (int e = 0; e < MAX_ERRS && site_info[s].err[e]; e++) {
@@ -1117,7 +1129,7 @@ int main(void)
 	struct sigaction sa = { .sa_handler = on_alarm };
 	sigaction(SIGALRM, &sa, NULL);
 	say("%d memory node(s); k per site: %ld (LEAP_FAILINJ_K)%s", nn,
-	    env_long("LEAP_FAILINJ_K", 12),
+	    env_long("LEAP_FAILINJ_K", 5),
 	    env_long("LEAP_FAILINJ_FULL", 0) ? ", every k (LEAP_FAILINJ_FULL)" : "");
 	return RUN_CASES(leap, region, placed, thp, hugetlb, pool, evacuate, compact, ctx);
 }

@@ -83,6 +83,10 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(STLIB) | $(B)/tests
 	$(CC) $(BASEFLAGS) $(CFLAGS) $< $(TEST_EXTRA) -o $@ $(TEST_LDFLAGS) $(STLIB) $(LIBS)
 # failure injection: the library's mmap calls go through the test's __wrap_mmap
 $(B)/tests/t_inject $(B)/static/t_inject: TEST_LDFLAGS = -Wl,--wrap=mmap
+# systematic failure injection: every libc entry point the library reaches (docs/inject.md)
+FAILINJ_WRAP := malloc calloc realloc aligned_alloc mmap munmap madvise fallocate ftruncate \
+	memfd_create ioctl syscall mbind set_mempolicy pthread_create open fopen pipe2 poll
+$(B)/tests/t_failinj $(B)/static/t_failinj: TEST_LDFLAGS = $(FAILINJ_WRAP:%=-Wl,--wrap=%)
 # io_uring (liburing) drives the device I/O test, and t_unpriv's kernel-mode writes
 $(B)/tests/t_dio $(B)/static/t_dio $(B)/tests/t_unpriv $(B)/static/t_unpriv: TEST_LDFLAGS = -luring
 # unit tests of the library's pure pieces see its internal headers

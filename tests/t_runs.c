@@ -32,6 +32,7 @@ static struct leap_region *fake_region(uint64_t npages)
 static void fake_free(struct leap_region *r)
 {
 	free(r->runs);
+	free(r->spare);
 	free(r);
 }
 

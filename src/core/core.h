@@ -151,7 +151,8 @@ struct leap_ctx {
 					    created lazily under lock */
 	struct leap__worker **workers; /* [topo->count], created lazily under lock */
 	struct leap__wp *wp;	       /* created lazily under lock; NULL if unavailable */
-	int wp_rc;		       /* 0 before the first try, 1 ready, -errno if unavailable */
+	int wp_rc;		       /* 0 before the first try (or after a transient failure),
+					  1 ready, -EOPNOTSUPP if unavailable */
 	const char *wp_why;	       /* how wp was opened, or why not (static text) */
 	struct leap_region *regions;	/* under lock: live regions, for walkers (lifetime.c) */
 };
@@ -191,6 +192,8 @@ struct leap_region {
 	/* under lock: */
 	struct leap__run *runs; /* sorted by pg, covering [0, npages) */
 	size_t nruns, runs_cap;
+	struct leap__run *spare; /* what leap__region_assign() builds the next runs in */
+	size_t spare_cap;
 	struct leap_pool **slot;	 /* [nslots]: the pool of each slot, NULL until used */
 	/* [slot][bank] pool offset, UINT64_MAX if none; a slot's row is allocated when the
 	 * region first uses the slot (most regions use one or two of them) */
@@ -266,7 +269,11 @@ static inline bool leap__moves(const struct leap__move *m, int slot, int bank)
  */
 int leap__region_choose_bank(const struct leap_region *r, uint64_t a, uint64_t b,
 			     const struct leap__move *mv);
-/* Make [pg, pg+n) one run on (node, bank) and merge with equal neighbours. */
+/* Room for `more` runs beyond the current ones: assigns adding up to that many cannot
+ * fail. pre: lock held */
+int leap__region_runs_reserve(struct leap_region *r, size_t more);
+/* Make [pg, pg+n) one run on (node, bank) and merge with equal neighbours (at most 2
+ * runs more). */
 int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int node, int bank);
 
 /* ------------------------------------------------------------ io.c */

@@ -155,9 +155,10 @@ int leap__ctx_worker(struct leap_ctx *c, int target_node, struct leap__worker **
 	return rc;
 }
 
-/* The userfaultfd write protection, opened on first use; a refusal (-EOPNOTSUPP) is
- * kept, other failures are tried again next time. Records its cause for
- * leap_errormsg(). */
+/* The userfaultfd write protection, opened on first use. The kernel's answer that it has
+ * none (-EOPNOTSUPP) is kept; any other failure (out of memory or descriptors, no
+ * thread) is transient: returned, and tried again on the next use, or a passing shortage
+ * would leave the instance without write protection for good. */
 int leap__ctx_wp(struct leap_ctx *c, struct leap__wp **out)
 {
 	if (c->flags & LEAP_CTX_NO_WRITE_PROTECT)

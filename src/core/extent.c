@@ -90,25 +90,42 @@ static void plan_steps(struct plan *pl)
 	}
 }
 
-/* Map pool pages at a region range and register it for write protection again. */
-static int map_range(struct leap_region *r, uint64_t lo, uint64_t n, int fd, uint64_t off)
+/*
+ * Map pool pages at a region range, keep them from fork() children and register the
+ * range for write protection again. Once the pages are mapped (*mapped) they are the
+ * range's: the fresh mapping is not write-protected, so a writer may write to them at
+ * once, and mapping other pages back would lose that write. What follows the mapping is
+ * therefore tried again once on failure (a transient error must not leave a range that
+ * cannot be protected), and a failure of it does not undo the mapping.
+ */
+static int map_range(struct leap_region *r, uint64_t lo, uint64_t n, int fd, uint64_t off,
+		     bool *mapped)
 {
-	int rc = leap__sys_map_file(r->base + lo * LEAP_PG, n, fd, off, r->kind);
-	if (!rc && r->wp)
-		rc = leap__wp_register(r->wp, r->base + lo * LEAP_PG, n);
+	void *a = r->base + lo * LEAP_PG;
+	int rc = leap__sys_map_file(a, n, fd, off, r->kind);
+	*mapped = rc == 0;
+	for (int tries = 0; *mapped && tries < 2; tries++) {
+		rc = leap__sys_dontfork(a, n);
+		if (!rc && r->wp)
+			rc = leap__wp_register(r->wp, a, n);
+		if (!rc)
+			break;
+	}
 	return rc;
 }
 
-/* Map the old pages of a step back (they are intact until commit). */
+/* Map the old pages of a step back (they are intact until commit); 0 once every piece
+ * of it is mapped to them again. */
 static int restore_step(struct plan *pl, const struct step *s)
 {
 	struct leap_region *r = pl->r;
 	int rc = 0;
 	for (size_t i = s->first; i <= s->last; i++) {
 		const struct piece *p = &pl->pieces[i];
+		bool mapped;
 		int e = map_range(r, p->lo, p->hi - p->lo, r->slot[p->slot]->fd,
-				  r->win[p->slot][p->bank] + p->lo);
-		rc = rc ? rc : e;
+				  r->win[p->slot][p->bank] + p->lo, &mapped);
+		rc = rc || mapped ? rc : e;
 	}
 	return rc;
 }
@@ -165,16 +182,19 @@ static int move_steps(struct plan *pl)
 		uint64_t t0 = leap__sys_now_ns();
 		int rc = copy_step(pl, s, lo, n);
 		uint64_t t1 = leap__sys_now_ns();
+		bool mapped = false;
 		if (!rc)
-			rc = map_range(r, lo, n, pl->dst->fd, pl->win + lo);
+			rc = map_range(r, lo, n, pl->dst->fd, pl->win + lo, &mapped);
 		uint64_t t2 = leap__sys_now_ns();
 		pl->copy_ns += t1 - t0;
 		pl->remap_ns += t2 - t1;
-		if (rc) {
+		if (rc && !mapped) {
 			roll_back(pl, k);
 			return rc;
 		}
-		pl->done = k + 1;
+		pl->done = k + 1; /* mapped: done, whatever failed after the mapping */
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -234,9 +254,10 @@ static void unprotect_left(struct plan *pl)
 		const struct piece *p = &pl->pieces[i];
 		if (!p->move)
 			continue;
+		bool mapped;
 		if (wp_range(r, p->lo, p->hi - p->lo, false) != 0)
 			map_range(r, p->lo, p->hi - p->lo, r->slot[p->slot]->fd,
-				  r->win[p->slot][p->bank] + p->lo);
+				  r->win[p->slot][p->bank] + p->lo, &mapped);
 	}
 }
 
@@ -256,10 +277,8 @@ static uint64_t commit(struct plan *pl)
 					    p->hi - p->lo, false);
 		}
 		uint64_t lo = pl->pieces[s->first].lo, hi = pl->pieces[s->last].hi;
-		/* cannot fail for lack of memory in practice; if it did, the runs still
-		 * describe the old pages, which are intact: report it */
-		if (leap__region_assign(r, lo, hi - lo, pl->target, pl->bank) != 0)
-			return moved;
+		/* cannot fail: leap__extent_move() made room for every step's runs */
+		leap__region_assign(r, lo, hi - lo, pl->target, pl->bank);
 		moved += hi - lo;
 	}
 	/* destination pages reserved for steps that did not run go back to free */
@@ -316,6 +335,10 @@ int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, const struc
 		if (!rc)
 			pl.reserved = k + 1;
 	}
+	/* each step's commit adds at most 2 runs: room for them now, before the point of no
+	 * return (a remap), so the commit cannot fail for memory */
+	if (!rc && pl.nsteps)
+		rc = leap__region_runs_reserve(r, 3 * pl.nsteps);
 	if (!rc && pl.nsteps) {
 		/* faults are timed against the span from the first moving page to the last */
 		uint64_t lo = pl.pieces[pl.steps[0].first].lo;
@@ -342,8 +365,12 @@ int leap__extent_move(struct leap_region *r, uint64_t a, uint64_t b, const struc
 	if (r->kind == LEAP_PAGES_THP && pl.nsteps)
 		repopulate_cut(r, a, b);
 	/* committed steps are a prefix: every planned page before the first uncommitted step
-	 * moved, none after it did */
-	out->fail_from = !rc ? b : pl.done < pl.nsteps ? pl.pieces[pl.steps[pl.done].first].lo : a;
+	 * moved, none after it did (every step committed: all did, even if what followed the
+	 * last mapping failed; no plan: none did) */
+	if (!rc || (pl.nsteps && pl.done == pl.nsteps))
+		out->fail_from = b;
+	else
+		out->fail_from = pl.done < pl.nsteps ? pl.pieces[pl.steps[pl.done].first].lo : a;
 	out->moved += moved;
 	out->copy_ns += pl.copy_ns;
 	out->remap_ns += pl.remap_ns;

@@ -186,13 +186,13 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 	for (size_t i = 0; i < nplace && !rc; i++)
 		rc = leap__region_place(r, place[i].offset / LEAP_PG, place[i].length / LEAP_PG,
 					place[i].node);
-	/* write protection where the kernel has it; without it, jobs need LEAP_NO_WRITERS */
+	/* write protection where the kernel has it; without it, jobs need LEAP_NO_WRITERS.
+	 * A transient failure to set it up fails the call: a region made without it could
+	 * never be moved with writers */
 	if (!rc) {
 		int wrc = leap__ctx_wp(ctx, &r->wp);
-		if (!wrc)
-			rc = leap__wp_register(r->wp, r->base, r->npages);
-		else if (wrc != -EOPNOTSUPP)
-			rc = wrc; /* out of descriptors or memory: no region that could have had it */
+		rc = wrc == 0 ? leap__wp_register(r->wp, r->base, r->npages)
+			      : wrc == -EOPNOTSUPP ? 0 : wrc;
 	}
 	if (rc) {
 		region_discard(r);

@@ -155,16 +155,43 @@ static int same_place(const struct leap__run *a, const struct leap__run *b)
 }
 
 /*
+ * Room for `more` runs beyond the current ones in both run arrays (the runs and the
+ * spare that assign builds into), so that assigns adding up to that many cannot fail:
+ * an extent reserves before its point of no return (extent.c), since its commit must
+ * not fail once the new pages are mapped. pre: lock held
+ */
+int leap__region_runs_reserve(struct leap_region *r, size_t more)
+{
+	size_t need = r->nruns + more;
+	if (r->runs_cap < need) {
+		struct leap__run *v = realloc(r->runs, need * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		r->runs = v;
+		r->runs_cap = need;
+	}
+	if (r->spare_cap < need) {
+		struct leap__run *v = malloc(need * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		free(r->spare);
+		r->spare = v;
+		r->spare_cap = need;
+	}
+	return 0;
+}
+
+/*
  * Make [pg, pg+n) one run on (node, bank), cutting the runs it overlaps, and merge it
- * with neighbours on the same node and bank. Rebuilds the array: O(runs), and runs are
- * few (they are the region's kernel mappings).
+ * with neighbours on the same node and bank. Rebuilds the array into the spare and
+ * swaps them: O(runs), and runs are few (they are the region's kernel mappings). It adds
+ * at most 2 runs, and allocates nothing when leap__region_runs_reserve() made room.
  */
 int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int slot, int bank)
 {
-	size_t cap = r->nruns + 3;
-	struct leap__run *out = malloc(cap * sizeof(*out));
-	if (!out)
+	if (leap__region_runs_reserve(r, 3))
 		return -ENOMEM;
+	struct leap__run *out = r->spare;
 	size_t k = 0;
 	uint64_t end = pg + n;
 	struct leap__run mid = { pg, n, slot, bank };
@@ -199,10 +226,12 @@ int leap__region_assign(struct leap_region *r, uint64_t pg, uint64_t n, int slot
 		else
 			out[m++] = out[i];
 	}
-	free(r->runs);
+	size_t cap = r->spare_cap;
+	r->spare = r->runs;
+	r->spare_cap = r->runs_cap;
 	r->runs = out;
-	r->nruns = m;
 	r->runs_cap = cap;
+	r->nruns = m;
 	return 0;
 }
 
@@ -231,10 +260,11 @@ void leap__region_release(struct leap_region *r)
 	free(r->slot);
 	free(r->win);
 	free(r->runs);
+	free(r->spare);
 	r->slot = NULL;
 	r->win = NULL;
-	r->runs = NULL;
-	r->nruns = r->runs_cap = 0;
+	r->runs = r->spare = NULL;
+	r->nruns = r->runs_cap = r->spare_cap = 0;
 	r->win_rows = 0;
 }
 
@@ -267,6 +297,8 @@ int leap__region_place(struct leap_region *r, uint64_t pg, uint64_t n, int slot)
 	if (rc)
 		return rc;
 	rc = leap__sys_map_file(r->base + pg * LEAP_PG, n, p->fd, win + pg, r->kind);
+	if (!rc)
+		rc = leap__sys_dontfork(r->base + pg * LEAP_PG, n);
 	if (!rc)
 		rc = leap__region_assign(r, pg, n, slot, 0);
 	if (rc)
@@ -313,7 +345,7 @@ LEAP_API int leap_region_stats(struct leap_region *r, struct leap_region_stats *
 	*st = r->st;
 	st->length = r->npages * LEAP_PG;
 	st->runs = r->nruns;
-	st->metadata_bytes = sizeof(*r) + r->runs_cap * sizeof(*r->runs) +
+	st->metadata_bytes = sizeof(*r) + (r->runs_cap + r->spare_cap) * sizeof(*r->runs) +
 			     (uint64_t)r->nslots * (sizeof(*r->win) + sizeof(*r->slot)) +
 			     r->win_rows * LEAP_BANKS_MAX * sizeof(**r->win);
 	uint64_t io_bytes;

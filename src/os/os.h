@@ -26,6 +26,7 @@ int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages, int node, int 
 int leap__sys_punch(int fd, uint64_t pg_off, uint64_t npages);
 int leap__sys_truncate(int fd, uint64_t npages);
 int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off, int kind);
+int leap__sys_dontfork(void *addr, uint64_t npages);
 /* Open path as an external pool file (see leap_pool_open); *kind in: wanted, out: found. */
 int leap__sys_open_pool_file(const char *path, int *kind, bool *dax, uint64_t *fs_free);
 /* The integer in the first line of a /proc or sysfs file. */

@@ -221,6 +221,24 @@ int leap__sys_open_pool_file(const char *path, int *kind, bool *dax, uint64_t *f
 }
 
 /*
+ * Node masks for mbind() and set_mempolicy() are built here, on the stack: libnuma's
+ * numa_allocate_nodemask() exits the process when its malloc fails (t_failinj found it
+ * in the static build), and the library must never exit. MASK_BITS is libnuma's usual
+ * mask size; the kernel accepts a longer mask than it has nodes when the bits past them
+ * are 0.
+ */
+#define MASK_BITS 1024
+#define MASK_LONGS (MASK_BITS / (8 * sizeof(unsigned long)))
+static int node_mask(unsigned long *mask, int node)
+{
+	if (node < 0 || node >= MASK_BITS)
+		return -EINVAL;
+	memset(mask, 0, MASK_LONGS * sizeof(*mask));
+	mask[(unsigned)node / (8 * sizeof(*mask))] |= 1ul << ((unsigned)node % (8 * sizeof(*mask)));
+	return 0;
+}
+
+/*
  * Map npages of the pool file's offset space from page pg_off at a fresh address and bind
  * them to node before any page exists. mbind() on a MAP_SHARED mapping of a shmem file sets the
  * file's shared policy (kept in the inode, not in the mapping), so it governs every later
@@ -246,16 +264,10 @@ int leap__sys_map_pool(int fd, uint64_t pg_off, uint64_t npages, int node, int k
 		*out = p;
 		return 0;
 	}
-	struct bitmask *bm = numa_allocate_nodemask();
-	if (!bm) {
-		munmap(p, bytes);
-		return -ENOMEM;
-	}
-	numa_bitmask_setbit(bm, (unsigned)node);
-	int rc = 0;
-	if (mbind(p, bytes, MPOL_BIND, bm->maskp, bm->size + 1, 0) != 0)
+	unsigned long mask[MASK_LONGS];
+	int rc = node_mask(mask, node);
+	if (!rc && mbind(p, bytes, MPOL_BIND, mask, MASK_BITS + 1, 0) != 0)
 		rc = -errno;
-	numa_bitmask_free(bm);
 	if (rc) {
 		munmap(p, bytes);
 		return rc;
@@ -300,32 +312,23 @@ void leap__sys_populate_read(void *addr, uint64_t npages)
 int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages, int node, int kind)
 {
 	int old_mode = 0;
-	struct bitmask *old = NULL;
-	if (kind == LEAP_PAGES_HUGETLB && node >= 0) {
-		old = numa_allocate_nodemask();
-		struct bitmask *bm = numa_allocate_nodemask();
-		if (!old || !bm || get_mempolicy(&old_mode, old->maskp, old->size + 1, NULL, 0) != 0) {
-			numa_bitmask_free(bm);
-			if (old)
-				numa_bitmask_free(old);
-			return -ENOMEM;
-		}
-		numa_bitmask_setbit(bm, (unsigned)node);
-		int rc = set_mempolicy(MPOL_BIND, bm->maskp, bm->size + 1) == 0 ? 0 : -errno;
-		numa_bitmask_free(bm);
-		if (rc) {
-			numa_bitmask_free(old);
+	unsigned long old[MASK_LONGS], mask[MASK_LONGS];
+	bool bound = kind == LEAP_PAGES_HUGETLB && node >= 0;
+	if (bound) {
+		int rc = node_mask(mask, node);
+		if (!rc && get_mempolicy(&old_mode, old, MASK_BITS + 1, NULL, 0) != 0)
+			rc = -errno;
+		if (!rc && set_mempolicy(MPOL_BIND, mask, MASK_BITS + 1) != 0)
+			rc = -errno;
+		if (rc)
 			return rc;
-		}
 	}
 	int rc = 0;
 	if (fallocate(fd, 0, (off_t)(pg_off * LEAP_PG), (off_t)(npages * LEAP_PG)) != 0)
 		rc = errno == ENOSPC ? (kind == LEAP_PAGES_HUGETLB ? -ENOSPC : -ENOMEM) : -errno;
-	if (old) {
-		set_mempolicy(old_mode, old_mode == MPOL_DEFAULT ? NULL : old->maskp,
-			      old_mode == MPOL_DEFAULT ? 0 : old->size + 1);
-		numa_bitmask_free(old);
-	}
+	if (bound)
+		set_mempolicy(old_mode, old_mode == MPOL_DEFAULT ? NULL : old,
+			      old_mode == MPOL_DEFAULT ? 0 : MASK_BITS + 1);
 	return rc;
 }
 
@@ -355,13 +358,15 @@ int leap__sys_map_file(void *addr, uint64_t npages, int fd, uint64_t pg_off, int
 	void *p = mmap(addr, npages * LEAP_PG, PROT_READ | PROT_WRITE, flags, fd,
 		       (off_t)(pg_off * LEAP_PG));
 	leap__kernel_ordered_end();
-	if (p == MAP_FAILED)
-		return -errno;
-	/* a child of fork() must not keep pool pages the parent will reuse: regions are not
-	 * inherited (every mapping of a region carries the flag, so they still merge) */
-	if (madvise(addr, npages * LEAP_PG, MADV_DONTFORK) != 0)
-		return -errno;
-	return 0;
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+/* A child of fork() must not keep pool pages the parent will reuse: regions are not
+ * inherited (every mapping of a region carries the flag, so they still merge). Called on
+ * every range leap__sys_map_file() mapped. */
+int leap__sys_dontfork(void *addr, uint64_t npages)
+{
+	return madvise(addr, npages * LEAP_PG, MADV_DONTFORK) == 0 ? 0 : -errno;
 }
 
 /* Reserve len bytes of address space aligned to align (no memory, no access). */

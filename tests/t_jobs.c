@@ -91,6 +91,31 @@ static void mixed_then_write(void)
 	leap_region_destroy(&r);
 }
 
+/* A status[] array for the whole region, every entry a value no page gets. */
+#define STATUS_UNSET 0x7eadbeef
+static int *status_new(void)
+{
+	int *st = malloc(np * sizeof(int));
+	CHECK(st != NULL, "malloc");
+	for (size_t i = 0; i < np; i++)
+		st[i] = STATUS_UNSET;
+	return st;
+}
+
+/* page_leap(3): every page's entry receives its node or -errno. A job that stopped
+ * (cancel, destroy) after `moved` pages: those hold the target, the rest -ECANCELED. */
+static void status_check(int *st, size_t moved, int node, const char *what)
+{
+	size_t bad = 0, first = np;
+	for (size_t i = 0; i < np; i++)
+		if (st[i] != (i < moved ? node : -ECANCELED) && bad++ == 0)
+			first = i;
+	CHECK(bad == 0, "%s: %zu status[] entries wrong, the first at page %zu holds %d (want %d)",
+	      what, bad, first, first < np ? st[first] : 0,
+	      first < moved ? node : -ECANCELED);
+	free(st);
+}
+
 static atomic_int callbacks;
 static void on_done(struct leap_job *j, void *arg)
 {
@@ -141,8 +166,11 @@ CASE(cancel)
 	struct leap_region *r = setup();
 	char *p = leap_region_addr(r);
 	struct leap_job *j;
+	int *status = status_new();
+	struct leap_job_options so = small;
+	so.status = status;
 	gate_arm(GATE_AT, r);
-	OK(page_leap_opts(r, p, len, far, fl, &small, &j));
+	OK(page_leap_opts(r, p, len, far, fl, &so, &j));
 	size_t off = gate_wait();
 	CHECK(off == GATE_AT * 16 * PG, "held at offset %zu, want extent %d", off, GATE_AT);
 	OK(leap_job_cancel(j));
@@ -162,6 +190,7 @@ CASE(cancel)
 	else
 		agree(r, far);
 	check_pages(p, np, 1, "after cancel");
+	status_check(status, GATE_AT * 16, far, "cancelled job");
 	leap_job_destroy(&j);
 	OK(page_leap(r, p, len, far, fl, NULL)); /* the rest */
 	if (nn > 1)
@@ -298,8 +327,11 @@ CASE(destroy_in_flight)
 {
 	struct leap_region *r = setup();
 	struct leap_job *j;
+	int *status = status_new();
+	struct leap_job_options so = small;
+	so.status = status;
 	gate_arm(GATE_AT, r);
-	OK(page_leap_opts(r, leap_region_addr(r), len, far, fl, &small, &j));
+	OK(page_leap_opts(r, leap_region_addr(r), len, far, fl, &so, &j));
 	gate_wait();
 	struct blocked_call bc;
 	blocked_call(&bc, destroy_fn, &r);
@@ -312,6 +344,7 @@ CASE(destroy_in_flight)
 	CHECK(res == -ECANCELED, "job of a destroyed region: %" PRId64, res);
 	CHECK(pr.state == LEAP_JOB_CANCELLED && pr.pages_moved == GATE_AT * 16,
 	      "state %d, %" PRIu64 " moved, want %d", pr.state, pr.pages_moved, GATE_AT * 16);
+	status_check(status, GATE_AT * 16, far, "job of a destroyed region");
 	leap_job_destroy(&j);
 	leap_ctx_destroy(&ctx);
 }

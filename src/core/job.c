@@ -265,6 +265,19 @@ static int fit_busy(struct leap_job *j, uint64_t pos, uint64_t *n, uint64_t *ski
 	return 1;
 }
 
+/*
+ * A job that stops before its end (cancelled, or its region destroyed) leaves the pages
+ * it never reached, [pos, b), where they are; their entries say so, as page_leap(3)
+ * promises one for every page: -ECANCELED. Pages before pos were marked per extent.
+ */
+static void mark_unreached(struct leap_job *j, uint64_t pos)
+{
+	if (!j->status)
+		return;
+	for (uint64_t q = pos > j->sa ? pos : j->sa; q < j->sb; q++)
+		j->status[q - j->sa] = -ECANCELED;
+}
+
 /* The job, on its worker thread. */
 static void job_run(void *arg)
 {
@@ -283,7 +296,8 @@ static void job_run(void *arg)
 	pthread_mutex_unlock(&j->lock);
 	uint64_t g = j->g;
 	bool cancelled = false;
-	for (uint64_t pos = j->pos; pos < j->b;) {
+	uint64_t pos = j->pos;
+	while (pos < j->b) {
 		if (atomic_load(&j->cancel)) {
 			cancelled = true;
 			break;
@@ -343,6 +357,8 @@ static void job_run(void *arg)
 		g = leap__gran_next(&j->gran, g, n, rc >= 0 && o.moved == n, o.faults, ns);
 		pos += n;
 	}
+	if (cancelled)
+		mark_unreached(j, pos);
 	pthread_mutex_lock(&r->lock);
 	if (j->prog.pages_moved)
 		r->st.leaps++;

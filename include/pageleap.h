@@ -235,8 +235,9 @@ struct leap_region_options {
 int leap_region_new_ex(struct leap_ctx *ctx, size_t length, const struct leap_place *place,
 		       size_t nplace, const struct leap_region_options *opts,
 		       struct leap_region **out);
-/* Cancel the region's jobs and wait for them, unmap the region and give its pages back
- * to their pools. Must not race with other calls on *region. */
+/* Cancel the region's jobs and wait for them (a job still queued behind other jobs ends
+ * at once, its done callback on the calling thread), unmap the region and give its pages
+ * back to their pools. Must not race with other calls on *region. */
 void leap_region_destroy(struct leap_region **region);
 /* First byte of the region, or NULL for a NULL handle. MT-Safe. */
 void *leap_region_addr(const struct leap_region *region);
@@ -474,7 +475,9 @@ int64_t leap_job_wait(struct leap_job *job, int64_t timeout_ns);
 int leap_job_progress(struct leap_job *job, struct leap_progress *p);
 /*
  * Ask the job to stop after the extent in hand; every page stays whole and on exactly
- * one node. Returns at once (0); leap_job_wait() tells when it stopped. MT-Safe.
+ * one node. Returns at once (0); leap_job_wait() tells when it stopped. A job still
+ * queued behind other jobs on its node's worker ends before this returns (its done
+ * callback runs on the calling thread), without waiting for them. MT-Safe.
  */
 int leap_job_cancel(struct leap_job *job);
 /* Cancel if still running, wait, free, set *job to NULL. Must not race with other calls

@@ -137,6 +137,8 @@ struct leap__work {
 	bool owned; /* allocated by leap__worker_submit(), freed after the call */
 };
 void leap__worker_push(struct leap__worker *w, struct leap__work *it);
+/* Take a caller's item off the queue if it is still there, not yet run: true if it was. */
+bool leap__worker_remove(struct leap__worker *w, struct leap__work *it);
 
 /* ------------------------------------------------------------ ctx.c */
 struct leap_ctx {
@@ -318,7 +320,15 @@ void leap__io_stats(struct leap_region *r, uint64_t *declared, uint64_t *bytes);
 struct leap__claim {
 	uint64_t a, b;
 	atomic_bool *cancel;
+	/* A holder that is still waiting in a queue (a job behind other jobs on its worker)
+	 * can end at once: unqueue() takes it off the queue and does its end's work under
+	 * r->lock but for letting go of the claim (true), and then, once the claim is gone
+	 * and r->lock released, finish() ends it. false: the holder ends by itself, at its
+	 * next extent boundary. NULL: it always does. */
+	bool (*unqueue)(struct leap__claim *c);
+	void (*finish)(struct leap__claim *c);
 	struct leap__claim *next;
+	struct leap__claim *ended_next; /* leap_region_destroy()'s own list */
 };
 void leap__region_ref(struct leap_region *r);
 /* Drop a reference; the last one frees the struct (its memory went at destroy). */

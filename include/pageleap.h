@@ -96,7 +96,8 @@ int leap_topo_cpus(const struct leap_topo *topo, int node, int *cpus, size_t max
 struct leap_ctx_options {
 	size_t size;		 /* in: sizeof(struct leap_ctx_options) */
 	uint64_t pool_cap_bytes; /* cap of each node's pool; 0: the node's memory size */
-	unsigned workers_per_node; /* copy threads per node with CPUs; 0: 1 */
+	unsigned workers_per_node; /* copy threads per node with CPUs; 0: 1. Jobs towards a
+				      node run this many at once, the rest wait queued */
 	unsigned flags;		 /* LEAP_CTX_* */
 	/* Address space (not memory) the library maps a pool in, per step: a multiple of
 	 * LEAP_PAGE_SIZE; 0: 16 GiB. Smaller steps fit tight address spaces. */
@@ -378,7 +379,10 @@ struct leap_progress {
  *            rest of the range still moves. Without LEAP_SKIP_BUSY the job waits for
  *            other declared pages to be released, then moves them.
  *
- * Thread safety: MT-Safe. Jobs on disjoint ranges of one region may run at once.
+ * Thread safety: MT-Safe. Jobs on disjoint ranges of one region (and on other regions)
+ * may be in flight together; up to workers_per_node of them (leap_ctx_options, default 1)
+ * run at once on the worker of the target's node, the others wait queued in submission
+ * order (LEAP_JOB_QUEUED) until a thread is free.
  */
 int page_leap(struct leap_region *region, void *addr, size_t len, int node, unsigned flags,
 	      struct leap_job **job);

@@ -388,6 +388,11 @@ uint64_t leap__gran_next(struct leap__gran *c, uint64_t g, uint64_t n, bool whol
 uint64_t leap__gran_no_room(const struct leap__gran *c, uint64_t n);
 
 /* ------------------------------------------------------------ job.c */
+/* The one check of a job's options, for page_leap() and for the walkers at submission
+ * (o already zero-extended, or NULL): -EINVAL for bounds that are not whole pages, a
+ * minimum above the maximum, a maximum above 1 GiB. *gmin: the minimum in pages (0:
+ * none given), *gmax: the maximum in pages with its default applied. */
+int leap__job_opts_check(const struct leap_job_options *o, uint64_t *gmin, uint64_t *gmax);
 /* A job for page_leap() on [addr, addr+len) of r, checked (the target comes at go). */
 int leap__job_prepare(struct leap_region *r, void *addr, size_t len, unsigned flags,
 		      const struct leap_job_options *opts, struct leap_job **out);

@@ -494,6 +494,24 @@ static void round_thp(struct leap_job *j, unsigned flags, uint64_t *whole, uint6
 	}
 }
 
+int leap__job_opts_check(const struct leap_job_options *o, uint64_t *gmin, uint64_t *gmax)
+{
+	*gmin = *gmax = 0;
+	if (!o)
+		return 0;
+	if (o->granularity_min % LEAP_PAGE_SIZE || o->granularity_max % LEAP_PAGE_SIZE)
+		return -EINVAL;
+	/* in pages; a bound left 0 takes its default (a page; 4 MiB, or the minimum above) */
+	uint64_t lo = o->granularity_min / LEAP_PG, hi = o->granularity_max / LEAP_PG;
+	uint64_t min = lo ? lo : 1;
+	uint64_t max = hi ? hi : (min > LEAP_GRAN_MAX_DEFAULT ? min : LEAP_GRAN_MAX_DEFAULT);
+	if (min > max || max > LEAP_GRAN_LIMIT)
+		return -EINVAL;
+	*gmin = lo;
+	*gmax = hi ? hi : max;
+	return 0;
+}
+
 /* Validate the call; fill the job's fixed fields. The target slot is filled in by the
  * caller under the region lock. */
 static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_t len,
@@ -511,14 +529,13 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 	o = leap__opts_in(&local, sizeof(local), o, &err);
 	if (err)
 		return err;
+	uint64_t omin, omax;
+	err = leap__job_opts_check(o, &omin, &omax);
+	if (err)
+		return err;
 	if (o) {
-		if (o->granularity_min % LEAP_PAGE_SIZE || o->granularity_max % LEAP_PAGE_SIZE)
-			return -EINVAL;
-		gmin = o->granularity_min ? o->granularity_min / LEAP_PG : u;
-		gmax = o->granularity_max ? o->granularity_max / LEAP_PG
-					  : (gmin > LEAP_GRAN_MAX_DEFAULT ? gmin : LEAP_GRAN_MAX_DEFAULT);
-		if (gmin > gmax || gmax > LEAP_GRAN_LIMIT)
-			return -EINVAL;
+		gmin = omin ? omin : u;
+		gmax = omax;
 		if (o->stall_target_ns)
 			target = o->stall_target_ns;
 	}

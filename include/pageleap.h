@@ -179,8 +179,9 @@ struct leap_pool_options {
 int leap_pool_open(struct leap_ctx *ctx, const char *path, int node,
 		   const struct leap_pool_options *opts, struct leap_pool **out);
 /*
- * Release the caller's reference to an external pool. Regions with pages in it keep it
- * open until they are destroyed. Not for the pools of leap_pool_get().
+ * Release the caller's reference to an external pool and set *pool to NULL. Regions with
+ * pages in it keep it open until they are destroyed. A pool of leap_pool_get() is the
+ * instance's: nothing is released, *pool is set to NULL all the same.
  */
 void leap_pool_close(struct leap_pool **pool);
 /*
@@ -313,8 +314,10 @@ struct leap_job_options {
 	size_t granularity_max;	 /* at most; 0: 4 MiB. min == max forces a fixed size */
 	int *status;		 /* optional, one int per page of the range: the node the
 				    page ended on, or -errno why it could not move */
-	/* optional: called once on a library thread when the job ends; it may read the
-	 * job's progress but must not wait for, or destroy, the job */
+	/* optional: called once when the job ends, on the job's worker thread (on the
+	 * calling thread of the cancel or destroy that ended it while still queued); it may
+	 * read the job's final progress but must not wait for, or destroy, the job.
+	 * leap_job_wait() and a synchronous call return only after it has returned. */
 	void (*done)(struct leap_job *job, void *arg);
 	void *arg;
 	/* how long a writer may wait for one extent, in ns, before extents that writers

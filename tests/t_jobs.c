@@ -443,6 +443,45 @@ CASE(queued)
 	teardown(&a);
 }
 
+/*
+ * The done callback runs before leap_job_wait() returns and before a synchronous call
+ * returns (page_leap(3)): the callback records the order it saw and what the job's
+ * progress said; the waiter checks the callback already ran when its call returned.
+ */
+static atomic_int order_step, cb_step, cb_state;
+static void order_done(struct leap_job *j, void *arg)
+{
+	(void)arg;
+	struct leap_progress pr = { .size = sizeof(pr) };
+	atomic_store(&cb_state, leap_job_progress(j, &pr) == 0 ? pr.state : -1);
+	atomic_store(&cb_step, atomic_fetch_add(&order_step, 1));
+}
+CASE(callback_order)
+{
+	struct leap_region *r = setup();
+	char *p = leap_region_addr(r);
+	struct leap_job_options o = { .size = sizeof(o), .done = order_done };
+	struct leap_job *j;
+	atomic_store(&cb_step, -1);
+	OK(page_leap_opts(r, p, len, far, fl, &o, &j));
+	CHECK(leap_job_wait(j, -1) == (int64_t)np, "async job");
+	int waited = atomic_fetch_add(&order_step, 1);
+	CHECK(atomic_load(&cb_step) >= 0 && atomic_load(&cb_step) < waited,
+	      "leap_job_wait() returned before the callback ran (callback step %d, wait %d)",
+	      atomic_load(&cb_step), waited);
+	CHECK(atomic_load(&cb_state) == LEAP_JOB_DONE, "the callback saw state %d",
+	      atomic_load(&cb_state));
+	leap_job_destroy(&j);
+	atomic_store(&cb_step, -1);
+	CHECK(OK(page_leap_opts(r, p, len, home, fl, &o, NULL)) == (int)np,
+	      "synchronous job");
+	int returned = atomic_fetch_add(&order_step, 1);
+	CHECK(atomic_load(&cb_step) >= 0 && atomic_load(&cb_step) < returned,
+	      "page_leap() returned before the callback ran (callback step %d, return %d)",
+	      atomic_load(&cb_step), returned);
+	teardown(&r);
+}
+
 /* without write protection: LEAP_NO_WRITERS is required */
 CASE(no_write_protect)
 {
@@ -464,5 +503,5 @@ int main(void)
 {
 	t_name = "t_jobs";
 	return RUN_CASES(async, cancel, overlap, writers, hot_word, mixed, fixed, destroy_in_flight,
-			 queued, no_write_protect);
+			 queued, callback_order, no_write_protect);
 }

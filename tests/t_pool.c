@@ -36,6 +36,19 @@ int main(void)
 	int nodes[64];
 	int nn = mem_nodes(leap_ctx_topo(ctx), nodes, 64);
 	const size_t len = 8 << 20;
+	/* leap_pool_close() on an instance's pool: nothing released, the handle NULLed like
+	 * every destructor's (it used to stay set); the pool stays the instance's */
+	{
+		struct leap_pool *own, *again;
+		OK(leap_pool_get(ctx, nodes[0], &own));
+		struct leap_pool *kept = own;
+		leap_pool_close(&own);
+		CHECK(own == NULL, "leap_pool_close() left a leap_pool_get() handle set");
+		OK(leap_pool_get(ctx, nodes[0], &again));
+		CHECK(again == kept && pstats(again).node == nodes[0], "the instance's pool changed");
+		leap_pool_close(&own); /* NULL: nothing */
+		leap_pool_close(NULL);
+	}
 	for (int i = 0; i < nn; i++) {
 		int a = nodes[i], b = nodes[(i + 1) % nn];
 		unsigned fl = a == b ? LEAP_RELOCATE : 0; /* one node: relocate instead */

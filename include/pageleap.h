@@ -254,7 +254,8 @@ int leap_node_of(struct leap_region *region, const void *addr);
 struct leap_region_stats {
 	size_t size;		/* in: sizeof(struct leap_region_stats) */
 	uint64_t length;	/* bytes */
-	uint64_t runs;		/* maximal ranges with one backing extent = kernel mappings */
+	uint64_t runs;		/* maximal ranges with one backing extent (in one pool, at
+				   consecutive offsets); see mappings */
 	uint64_t leaps;		/* page_leap() calls that moved at least one page */
 	uint64_t pages_moved;	/* pages copied and remapped, over the region's life */
 	uint64_t bytes_copied;
@@ -273,6 +274,11 @@ struct leap_region_stats {
 	uint64_t io_declared;	/* leap_io_begin() declarations in force now */
 	uint64_t io_waits;	/* times a move waited for declared device I/O to end */
 	uint64_t io_skipped;	/* pages a move left in place because they were busy */
+	/* (added in 0.4) */
+	uint64_t mappings;	/* kernel mappings (lines of /proc/self/maps) the region has:
+				   runs for small pages and THP (the kernel merges neighbours);
+				   for hugetlb one per extent that mapped its pages (hugetlb
+				   mappings never merge), at most one per huge page */
 };
 
 /* Snapshot of the region's counters. MT-Safe. */

@@ -16,7 +16,9 @@
  *   window       a region-sized range of a pool's offset space, one per (slot, bank):
  *                page p of the region in (slot, bank) lives at offset win[slot][bank] + p.
  *   run          a maximal range of region pages in one (slot, bank): one file extent,
- *                one kernel mapping. mappings == runs, whatever the history.
+ *                one kernel mapping for small pages and THP: mappings == runs, whatever
+ *                the history. Hugetlb mappings never merge (VM_DONTEXPAND): there a
+ *                run is one mapping per extent that mapped it (vma_start below).
  *   extent       the unit one move handles under the region lock (extent.c); a job moves
  *                its range extent by extent.
  *   piece        the part of an extent inside one run (extent.c's plan).
@@ -198,6 +200,10 @@ struct leap_region {
 	uint64_t **win;
 	uint64_t win_rows;
 	struct leap_region_stats st;
+	/* hugetlb regions only (else NULL): bit h set when a kernel mapping starts at huge
+	 * page h, and how many are set (allocated with the region: kept without failing) */
+	uint64_t *vma_start;
+	uint64_t nvmas;
 	struct leap__wp *wp;		 /* write protection, or NULL (LEAP_CTX_NO_WRITE_PROTECT) */
 	/* lifetime.c owns these: */
 	atomic_int refs;		 /* the user's handle + one per walker holding it */
@@ -234,6 +240,11 @@ size_t leap__region_find_run(const struct leap_region *r, uint64_t pg);
 /* Check that place[] is sorted, aligned (to unit pages) and covers [0, length) exactly. */
 int leap__region_check_placement(struct leap_ctx *ctx, size_t length, const struct leap_place *place,
 				 size_t nplace, uint64_t unit);
+/* [pg, pg+n) was just mapped with one mmap: count the kernel mappings that changes
+ * (hugetlb; for other kinds the kernel merges and mappings == runs). pre: lock held */
+void leap__region_mapped(struct leap_region *r, uint64_t pg, uint64_t n);
+/* The kernel mappings of the region. pre: lock held */
+uint64_t leap__region_mappings(const struct leap_region *r);
 /* Back [pg, pg+n) with fresh pages of slot's pool, bank 0, and record the run. */
 int leap__region_place(struct leap_region *r, uint64_t pg, uint64_t n, int slot);
 /* Give back the address range, pages, windows and external pools of r (the struct stays).

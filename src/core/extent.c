@@ -89,6 +89,8 @@ static void plan_steps(struct plan *pl)
 static int map_range(struct leap_region *r, uint64_t lo, uint64_t n, int fd, uint64_t off)
 {
 	int rc = leap__sys_map_file(r->base + lo * LEAP_PG, n, fd, off, r->kind);
+	if (!rc)
+		leap__region_mapped(r, lo, n);
 	if (!rc && r->wp)
 		rc = leap__wp_register(r->wp, r->base + lo * LEAP_PG, n);
 	return rc;

@@ -168,7 +168,9 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 	r->st.last_worker_node = -1;
 	r->win = calloc((size_t)r->nslots, sizeof(*r->win));
 	r->slot = calloc((size_t)r->nslots, sizeof(*r->slot));
-	if (!r->win || !r->slot) {
+	if (kind == LEAP_PAGES_HUGETLB) /* its mappings are counted (region.c) */
+		r->vma_start = calloc((size_t)((r->npages / unit + 63) / 64), sizeof(uint64_t));
+	if (!r->win || !r->slot || (kind == LEAP_PAGES_HUGETLB && !r->vma_start)) {
 		region_discard(r);
 		return -ENOMEM;
 	}

@@ -102,7 +102,16 @@ struct leap_ctx_options {
 	/* Address space (not memory) the library maps a pool in, per step: a multiple of
 	 * LEAP_PAGE_SIZE; 0: 16 GiB. Smaller steps fit tight address spaces. */
 	uint64_t pool_map_chunk_bytes;
+	/* (added in 0.4) The keep bound: when a job ends, each of the instance's own pools
+	 * (not external ones) keeps at most pool_keep_percent percent of the pages the
+	 * instance's regions use in pools of that kind as free pages for reuse, and at least
+	 * pool_keep_min_bytes of them; the rest go back to the kernel (leap_pool_stats:
+	 * keep_limit_bytes, trimmed_bytes). 0: 100 percent, which keeps one move of
+	 * everything warm; at most 100000, or LEAP_POOL_KEEP_ALL: no bound (trim by hand). */
+	unsigned pool_keep_percent;
+	uint64_t pool_keep_min_bytes;
 };
+#define LEAP_POOL_KEEP_ALL 0xffffffffu
 
 /* Create a library instance. opts may be NULL for defaults. MT-Safe. */
 int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx **out);
@@ -133,6 +142,12 @@ struct leap_pool_stats {
 	 * these count the ranges of it no window holds (where new windows go) */
 	uint64_t free_space_extents;
 	uint64_t largest_free_space_bytes;
+	/* (added in 0.4) */
+	uint64_t keep_limit_bytes; /* free bytes the pool keeps after a job, at most, now (the
+				      keep bound, see leap_ctx_options); UINT64_MAX: no bound
+				      (an external pool, or LEAP_POOL_KEEP_ALL) */
+	uint64_t trimmed_bytes;	   /* returned to the kernel by that bound, over the pool's
+				      life (not counting leap_pool_trim() and the cap) */
 };
 
 /*

@@ -102,6 +102,7 @@ struct leap_pool {
 	 * needs no populate call. A hint: should the kernel drop an entry, a copy takes a
 	 * fault there, and no data is lost. */
 	struct leap__ivset mapped;
+	uint64_t trimmed; /* pages returned by the keep bound (leap__pool_keep) */
 };
 /* A pool's fields from the instance's settings; fd is the pool's (taken over). */
 struct leap_pool *leap__pool_init(struct leap_ctx *ctx, int fd, int node, int kind);
@@ -110,6 +111,10 @@ void leap__pool_free(struct leap_pool *pool);
 /* External pools (extpool.c): one more user / one fewer (the last frees it). */
 void leap__pool_ref(struct leap_pool *pool);
 void leap__pool_unref(struct leap_pool *pool);
+/* The keep bound (leap_ctx_options.pool_keep_percent): return the free pages over it
+ * to the kernel, highest offsets first. No-op for external pools. pre: no pool lock held
+ * (takes ctx->lock, then each pool's) */
+void leap__pool_keep(struct leap_pool *pool);
 /* Pages the pool could still take (cap, the kernel's free memory or huge pages). */
 uint64_t leap__pool_room(struct leap_pool *pool);
 int leap__pool_window_get(struct leap_pool *pool, uint64_t npages, uint64_t *off);
@@ -149,6 +154,8 @@ struct leap_ctx {
 	uint64_t chunk_pages; /* pool mapping chunk */
 	unsigned workers_per_node;
 	unsigned flags;	   /* LEAP_CTX_* */
+	unsigned keep_percent; /* the pools' keep bound (pool.c): LEAP_POOL_KEEP_ALL for none */
+	uint64_t keep_min;     /* pages */
 	atomic_int refs;   /* the user's reference + one per live region */
 	pthread_mutex_t lock;
 	struct leap_pool **pools;	 /* [LEAP_KINDS * topo->count]: kind * count + node,

@@ -41,7 +41,10 @@ LEAP_API int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx *
 	c->chunk_pages = chunk / LEAP_PG;
 	c->workers_per_node = opts && opts->workers_per_node ? opts->workers_per_node : 1;
 	c->flags = opts ? opts->flags : 0;
-	if (c->flags & ~LEAP_CTX_NO_WRITE_PROTECT || c->workers_per_node > 1024) {
+	c->keep_percent = opts && opts->pool_keep_percent ? opts->pool_keep_percent : 100;
+	c->keep_min = opts ? opts->pool_keep_min_bytes / LEAP_PG : 0;
+	if (c->flags & ~LEAP_CTX_NO_WRITE_PROTECT || c->workers_per_node > 1024 ||
+	    (c->keep_percent > 100000 && c->keep_percent != LEAP_POOL_KEEP_ALL)) {
 		leap_topo_destroy(&c->topo);
 		free(c);
 		return -EINVAL;

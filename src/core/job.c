@@ -298,6 +298,10 @@ static void job_retire(struct leap_job *j, uint64_t pos, bool cancelled)
 		mark_unreached(j, pos);
 	if (!j->started)
 		return; /* taken off its queue before it ran: no counter to add */
+	if (j->prog.pages_moved) /* pages it left are kept for reuse, up to the bound */
+		for (int s = 0; s < r->nslots; s++)
+			if (r->slot[s])
+				leap__pool_keep(r->slot[s]);
 	if (j->prog.pages_moved)
 		r->st.leaps++;
 	r->st.last_worker_cpu = j->prog.worker_cpu;

@@ -420,7 +420,7 @@ static bool job_take(struct leap_job *j)
  * callback too), instead of after the jobs ahead of it. */
 static void job_stop_queued(struct leap_job *j)
 {
-	if (!j->park.w || !job_take(j))
+	if (!job_take(j)) /* a coordinator is never queued */
 		return;
 	struct leap_region *r = j->r;
 	leap__region_lock(r);
@@ -642,8 +642,12 @@ static int job_start(struct leap_job *j, int node, struct leap_pool *pool, unsig
 		if (rc) {
 			leap__unclaim(r, &j->claim);
 		} else {
-			/* the job's own item: a cancel can find it in the queue (job_take) */
-			j->queued = true; /* published to the worker's threads by its lock */
+			/* the job's own item: a cancel can find it in the queue (job_take);
+			 * under j->lock, since a coordinator's cancel may already see the
+			 * child (and read park) */
+			pthread_mutex_lock(&j->lock);
+			j->queued = true;
+			pthread_mutex_unlock(&j->lock);
 			leap__worker_push(w, &j->park.work);
 		}
 	}

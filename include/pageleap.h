@@ -105,12 +105,22 @@ int leap_topo_cpus(const struct leap_topo *topo, int node, int *cpus, size_t max
 struct leap_ctx_options {
 	size_t size;		 /* in: sizeof(struct leap_ctx_options) */
 	uint64_t pool_cap_bytes; /* cap of each node's pool; 0: the node's memory size */
-	unsigned workers_per_node; /* copy threads per node with CPUs; 0: 1 */
+	unsigned workers_per_node; /* copy threads per node with CPUs; 0: 1. Jobs towards a
+				      node run this many at once, the rest wait queued */
 	unsigned flags;		 /* LEAP_CTX_* */
 	/* Address space (not memory) the library maps a pool in, per step: a multiple of
 	 * LEAP_PAGE_SIZE; 0: 16 GiB. Smaller steps fit tight address spaces. */
 	uint64_t pool_map_chunk_bytes;
+	/* (added in 0.4) The keep bound: when a job ends, each of the instance's own pools
+	 * (not external ones) keeps at most pool_keep_percent percent of the pages the
+	 * instance's regions use in pools of that kind as free pages for reuse, and at least
+	 * pool_keep_min_bytes of them; the rest go back to the kernel (leap_pool_stats:
+	 * keep_limit_bytes, trimmed_bytes). 0: 100 percent, which keeps one move of
+	 * everything warm; at most 100000, or LEAP_POOL_KEEP_ALL: no bound (trim by hand). */
+	unsigned pool_keep_percent;
+	uint64_t pool_keep_min_bytes;
 };
+#define LEAP_POOL_KEEP_ALL 0xffffffffu
 
 /* Create a library instance. opts may be NULL for defaults. MT-Safe. */
 int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx **out);
@@ -154,6 +164,12 @@ struct leap_pool_stats {
 	 * these count the ranges of it no window holds (where new windows go) */
 	uint64_t free_space_extents;
 	uint64_t largest_free_space_bytes;
+	/* (added in 0.4) */
+	uint64_t keep_limit_bytes; /* free bytes the pool keeps after a job, at most, now (the
+				      keep bound, see leap_ctx_options); UINT64_MAX: no bound
+				      (an external pool, or LEAP_POOL_KEEP_ALL) */
+	uint64_t trimmed_bytes;	   /* returned to the kernel by that bound, over the pool's
+				      life (not counting leap_pool_trim() and the cap) */
 };
 
 /*
@@ -200,8 +216,9 @@ struct leap_pool_options {
 int leap_pool_open(struct leap_ctx *ctx, const char *path, int node,
 		   const struct leap_pool_options *opts, struct leap_pool **out);
 /*
- * Release the caller's reference to an external pool. Regions with pages in it keep it
- * open until they are destroyed. Not for the pools of leap_pool_get().
+ * Release the caller's reference to an external pool and set *pool to NULL. Regions with
+ * pages in it keep it open until they are destroyed. A pool of leap_pool_get() is the
+ * instance's: nothing is released, *pool is set to NULL all the same.
  */
 void leap_pool_close(struct leap_pool **pool);
 /*
@@ -257,8 +274,9 @@ struct leap_region_options {
 int leap_region_new_ex(struct leap_ctx *ctx, size_t length, const struct leap_place *place,
 		       size_t nplace, const struct leap_region_options *opts,
 		       struct leap_region **out);
-/* Cancel the region's jobs and wait for them, unmap the region and give its pages back
- * to their pools. Must not race with other calls on *region. */
+/* Cancel the region's jobs and wait for them (a job still queued behind other jobs ends
+ * at once, its done callback on the calling thread), unmap the region and give its pages
+ * back to their pools. Must not race with other calls on *region. */
 void leap_region_destroy(struct leap_region **region);
 /* First byte of the region, or NULL for a NULL handle. MT-Safe. */
 void *leap_region_addr(const struct leap_region *region);
@@ -273,7 +291,8 @@ int leap_node_of(struct leap_region *region, const void *addr);
 struct leap_region_stats {
 	size_t size;		/* in: sizeof(struct leap_region_stats) */
 	uint64_t length;	/* bytes */
-	uint64_t runs;		/* maximal ranges with one backing extent = kernel mappings */
+	uint64_t runs;		/* maximal ranges with one backing extent (in one pool, at
+				   consecutive offsets); see mappings */
 	uint64_t leaps;		/* page_leap() calls that moved at least one page */
 	uint64_t pages_moved;	/* pages copied and remapped, over the region's life */
 	uint64_t bytes_copied;
@@ -292,6 +311,11 @@ struct leap_region_stats {
 	uint64_t io_declared;	/* leap_io_begin() declarations in force now */
 	uint64_t io_waits;	/* times a move waited for declared device I/O to end */
 	uint64_t io_skipped;	/* pages a move left in place because they were busy */
+	/* (added in 0.4) */
+	uint64_t mappings;	/* kernel mappings (lines of /proc/self/maps) the region has:
+				   runs for small pages and THP (the kernel merges neighbours);
+				   for hugetlb one per extent that mapped its pages (hugetlb
+				   mappings never merge), at most one per huge page */
 };
 
 /* Snapshot of the region's counters. MT-Safe. */
@@ -333,8 +357,10 @@ struct leap_job_options {
 	size_t granularity_max;	 /* at most; 0: 4 MiB. min == max forces a fixed size */
 	int *status;		 /* optional, one int per page of the range: the node the
 				    page ended on, or -errno why it could not move */
-	/* optional: called once on a library thread when the job ends; it may read the
-	 * job's progress but must not wait for, or destroy, the job */
+	/* optional: called once when the job ends, on the job's worker thread (on the
+	 * calling thread of the cancel or destroy that ended it while still queued); it may
+	 * read the job's final progress but must not wait for, or destroy, the job.
+	 * leap_job_wait() and a synchronous call return only after it has returned. */
 	void (*done)(struct leap_job *job, void *arg);
 	void *arg;
 	/* how long a writer may wait for one extent, in ns, before extents that writers
@@ -399,7 +425,10 @@ struct leap_progress {
  *            rest of the range still moves. Without LEAP_SKIP_BUSY the job waits for
  *            other declared pages to be released, then moves them.
  *
- * Thread safety: MT-Safe. Jobs on disjoint ranges of one region may run at once.
+ * Thread safety: MT-Safe. Jobs on disjoint ranges of one region (and on other regions)
+ * may be in flight together; up to workers_per_node of them (leap_ctx_options, default 1)
+ * run at once on the worker of the target's node, the others wait queued in submission
+ * order (LEAP_JOB_QUEUED) until a thread is free.
  */
 int page_leap(struct leap_region *region, void *addr, size_t len, int node, unsigned flags,
 	      struct leap_job **job);
@@ -496,7 +525,9 @@ int64_t leap_job_wait(struct leap_job *job, int64_t timeout_ns);
 int leap_job_progress(struct leap_job *job, struct leap_progress *p);
 /*
  * Ask the job to stop after the extent in hand; every page stays whole and on exactly
- * one node. Returns at once (0); leap_job_wait() tells when it stopped. MT-Safe.
+ * one node. Returns at once (0); leap_job_wait() tells when it stopped. A job still
+ * queued behind other jobs on its node's worker ends before this returns (its done
+ * callback runs on the calling thread), without waiting for them. MT-Safe.
  */
 int leap_job_cancel(struct leap_job *job);
 /* Cancel if still running, wait, free, set *job to NULL. Must not race with other calls

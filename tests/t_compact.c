@@ -51,6 +51,18 @@ int main(void)
 	ERR(leap_pool_compact(pool, LEAP_HUGE_WHOLE, NULL, NULL), EINVAL);
 	struct leap_job_options bad = { .size = 1 };
 	ERR(leap_pool_compact(pool, 0, &bad, &j), EINVAL);
+	/* options page_leap() refuses are refused here too, at submission (they used to
+	 * start a walk whose every move failed -EINVAL) */
+	const struct leap_job_options bad_opts[] = {
+		{ .size = sizeof(bad_opts[0]), .granularity_min = 8 * PG, .granularity_max = 4 * PG },
+		{ .size = sizeof(bad_opts[0]), .granularity_max = (size_t)2 << 30 },
+		{ .size = sizeof(bad_opts[0]), .granularity_min = (size_t)2 << 30 },
+		{ .size = sizeof(bad_opts[0]), .granularity_min = 100 },
+	};
+	for (size_t k = 0; k < sizeof(bad_opts) / sizeof(bad_opts[0]); k++) {
+		ERR(leap_pool_compact(pool, 0, &bad_opts[k], &j), EINVAL);
+		ERR(leap_pool_compact(pool, 0, &bad_opts[k], NULL), EINVAL);
+	}
 	CHECK(j == NULL, "a rejected compaction handed out a job");
 	/* nothing in the pool: nothing to do */
 	CHECK(OK(leap_pool_compact(pool, 0, NULL, NULL)) == 0, "empty pool: pages moved");

@@ -402,6 +402,18 @@ int main(void)
 	ERR(leap_node_evacuate(ctx, nodes[0], LEAP_HUGE_SPLIT, NULL, NULL), EINVAL);
 	struct leap_job_options bad = { .size = 1 };
 	ERR(leap_node_evacuate(ctx, nodes[0], 0, &bad, &j), EINVAL);
+	/* options page_leap() refuses are refused here too, at submission (they used to
+	 * start a walk whose every move failed -EINVAL) */
+	const struct leap_job_options bad_opts[] = {
+		{ .size = sizeof(bad_opts[0]), .granularity_min = 8 * PG, .granularity_max = 4 * PG },
+		{ .size = sizeof(bad_opts[0]), .granularity_max = (size_t)2 << 30 },
+		{ .size = sizeof(bad_opts[0]), .granularity_min = (size_t)2 << 30 },
+		{ .size = sizeof(bad_opts[0]), .granularity_min = 100 },
+	};
+	for (size_t k = 0; k < sizeof(bad_opts) / sizeof(bad_opts[0]); k++) {
+		ERR(leap_node_evacuate(ctx, nodes[0], 0, &bad_opts[k], &j), EINVAL);
+		ERR(leap_node_evacuate(ctx, nodes[0], 0, &bad_opts[k], NULL), EINVAL);
+	}
 	for (int n = 0; n < leap_topo_node_count(topo); n++) {
 		struct leap_node_info ni = { .size = sizeof(ni) };
 		if (leap_topo_node(topo, n, &ni) == 0 && ni.online && !ni.has_memory)

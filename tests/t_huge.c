@@ -98,6 +98,16 @@ static void move_with_writers(struct leap_region *r, int node, unsigned flags, c
 	expect_kernel_node(p, len / PG, node, what);
 }
 
+/* leap_region_stats' mappings is what the kernel shows: lines of /proc/self/maps. */
+static void maps_agree(struct leap_region *r, const char *what)
+{
+	char *p = leap_region_addr(r);
+	int maps = count_maps(p, p + leap_region_length(r));
+	struct leap_region_stats st = rstats(r);
+	CHECK(st.mappings == (uint64_t)maps, "%s: stats say %" PRIu64 " mappings (%" PRIu64
+	      " runs), the kernel %d", what, st.mappings, st.runs, maps);
+}
+
 static void test_hugetlb(struct leap_ctx *ctx, const int *nodes, int nn)
 {
 	const size_t len = 32u << 20, np = len / PG;
@@ -147,6 +157,10 @@ static void test_hugetlb(struct leap_ctx *ctx, const int *nodes, int nn)
 	CHECK(pfn_of(p) % 512 == 0 || !f0, "first page not at a 2 MiB frame boundary");
 	expect_kernel_node(p, np, nodes[0], "hugetlb relocation");
 	CHECK(rstats(r).runs == 1, "runs %" PRIu64, rstats(r).runs);
+	/* one run, but one mapping per extent that mapped it: the stats say which */
+	maps_agree(r, "hugetlb relocation");
+	say("hugetlb: %zu MiB moved whole: %" PRIu64 " run, %" PRIu64 " mappings", len >> 20,
+	    rstats(r).runs, rstats(r).mappings);
 
 	/* hugetlb mappings never merge (VM_DONTEXPAND): one per extent that mapped them. A
 	 * run then spans several mappings; before Linux 6.5 write protection works within one
@@ -158,11 +172,13 @@ static void test_hugetlb(struct leap_ctx *ctx, const int *nodes, int nn)
 	CHECK(OK(page_leap_opts(r, p, len, nodes[0], LEAP_RELOCATE, &f2, NULL)) == (int)np, "2 MiB");
 	CHECK(count_maps(p, p + len) == (int)(len / HUGE), "%d mappings after 2 MiB steps",
 	      count_maps(p, p + len));
+	maps_agree(r, "hugetlb after 2 MiB steps");
 	CHECK(OK(page_leap_opts(r, p, len, nodes[0], LEAP_RELOCATE, &f4, NULL)) == (int)np,
 	      "4 MiB steps over 2 MiB mappings");
 	check_pages(p, np, 7, "hugetlb steps across mappings");
 	CHECK(count_maps(p, p + len) <= (int)(len / HUGE), "%d mappings: more than one per huge page",
 	      count_maps(p, p + len));
+	maps_agree(r, "hugetlb after 4 MiB steps");
 
 	/* writers, every node and back */
 	move_with_writers(r, nodes[0], LEAP_RELOCATE, "hugetlb relocation with writers");
@@ -188,6 +204,12 @@ static void test_hugetlb(struct leap_ctx *ctx, const int *nodes, int nn)
 		CHECK(kn[i] == leap_node_of(r, p + i * PG), "page %zu: kernel %d, library %d", i,
 		      kn[i], leap_node_of(r, p + i * PG));
 	free(kn);
+	maps_agree(r, "hugetlb after moves and a cancel");
+	/* a piece in the middle: the mappings around it split (free huge pages are kept in
+	 * the pool: give them back first, the reservation is for two copies only) */
+	OK(leap_pool_trim(hp));
+	OK(page_leap(r, p + 5 * HUGE, 3 * HUGE, leap_node_of(r, p), LEAP_RELOCATE, NULL));
+	maps_agree(r, "hugetlb after a piece in the middle");
 	leap_region_destroy(&r);
 	OK(leap_pool_stats(hp, &ps));
 	CHECK(ps.used_bytes == 0, "hugetlb pool still uses %" PRIu64, ps.used_bytes);
@@ -258,6 +280,7 @@ static void test_thp(struct leap_ctx *ctx, const int *nodes, int nn)
 		thp_move(r, nodes[0], 0, "THP move back with writers");
 	pmd = smaps_kb(p, p + len, "ShmemPmdMapped");
 	CHECK(pmd == len / 1024, "after moves: %" PRIu64 " of %zu kB mapped huge", pmd, len / 1024);
+	maps_agree(r, "THP after moves");
 
 	/* ranges that cut huge pages */
 	fill_pages(p, np, 10);
@@ -303,6 +326,7 @@ static void test_thp(struct leap_ctx *ctx, const int *nodes, int nn)
 		OK(page_leap(r, p + HUGE, 10 * PG, nodes[0], LEAP_HUGE_SPLIT | thp_nw, NULL));
 	}
 	check_pages(p, np, 10, "THP partial moves");
+	maps_agree(r, "THP after partial moves");
 	leap_region_destroy(&r);
 	say("THP: huge in smaps before and after moves, writers exact, split/whole rule");
 }

@@ -91,6 +91,31 @@ static void mixed_then_write(void)
 	leap_region_destroy(&r);
 }
 
+/* A status[] array for the whole region, every entry a value no page gets. */
+#define STATUS_UNSET 0x7eadbeef
+static int *status_new(void)
+{
+	int *st = malloc(np * sizeof(int));
+	CHECK(st != NULL, "malloc");
+	for (size_t i = 0; i < np; i++)
+		st[i] = STATUS_UNSET;
+	return st;
+}
+
+/* page_leap(3): every page's entry receives its node or -errno. A job that stopped
+ * (cancel, destroy) after `moved` pages: those hold the target, the rest -ECANCELED. */
+static void status_check(int *st, size_t n, size_t moved, int node, const char *what)
+{
+	size_t bad = 0, first = n;
+	for (size_t i = 0; i < n; i++)
+		if (st[i] != (i < moved ? node : -ECANCELED) && bad++ == 0)
+			first = i;
+	CHECK(bad == 0, "%s: %zu status[] entries wrong, the first at page %zu holds %d (want %d)",
+	      what, bad, first, first < n ? st[first] : 0,
+	      first < moved ? node : -ECANCELED);
+	free(st);
+}
+
 static atomic_int callbacks;
 static void on_done(struct leap_job *j, void *arg)
 {
@@ -141,8 +166,11 @@ CASE(cancel)
 	struct leap_region *r = setup();
 	char *p = leap_region_addr(r);
 	struct leap_job *j;
+	int *status = status_new();
+	struct leap_job_options so = small;
+	so.status = status;
 	gate_arm(GATE_AT, r);
-	OK(page_leap_opts(r, p, len, far, fl, &small, &j));
+	OK(page_leap_opts(r, p, len, far, fl, &so, &j));
 	size_t off = gate_wait();
 	CHECK(off == GATE_AT * 16 * PG, "held at offset %zu, want extent %d", off, GATE_AT);
 	OK(leap_job_cancel(j));
@@ -162,6 +190,7 @@ CASE(cancel)
 	else
 		agree(r, far);
 	check_pages(p, np, 1, "after cancel");
+	status_check(status, np, GATE_AT * 16, far, "cancelled job");
 	leap_job_destroy(&j);
 	OK(page_leap(r, p, len, far, fl, NULL)); /* the rest */
 	if (nn > 1)
@@ -298,8 +327,11 @@ CASE(destroy_in_flight)
 {
 	struct leap_region *r = setup();
 	struct leap_job *j;
+	int *status = status_new();
+	struct leap_job_options so = small;
+	so.status = status;
 	gate_arm(GATE_AT, r);
-	OK(page_leap_opts(r, leap_region_addr(r), len, far, fl, &small, &j));
+	OK(page_leap_opts(r, leap_region_addr(r), len, far, fl, &so, &j));
 	gate_wait();
 	struct blocked_call bc;
 	blocked_call(&bc, destroy_fn, &r);
@@ -312,8 +344,142 @@ CASE(destroy_in_flight)
 	CHECK(res == -ECANCELED, "job of a destroyed region: %" PRId64, res);
 	CHECK(pr.state == LEAP_JOB_CANCELLED && pr.pages_moved == GATE_AT * 16,
 	      "state %d, %" PRIu64 " moved, want %d", pr.state, pr.pages_moved, GATE_AT * 16);
+	status_check(status, np, GATE_AT * 16, far, "job of a destroyed region");
 	leap_job_destroy(&j);
 	leap_ctx_destroy(&ctx);
+}
+
+/*
+ * Jobs still queued: with one worker per node, a job held at the gate keeps the node's
+ * only thread, and every later job for that node waits in its queue (state QUEUED). A
+ * cancel, a job destroy and a region destroy of a queued job must end it at once, not
+ * after the jobs ahead of it (other regions' too): result -ECANCELED, no page moved, every
+ * status[] entry -ECANCELED, its callback run once, before the call that ended it returns.
+ */
+static void count_done(struct leap_job *j, void *arg)
+{
+	(void)j;
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+static void job_destroy_fn(void *arg)
+{
+	leap_job_destroy(arg);
+}
+/* A job queued on r behind the held one, with a status array and a callback counter. */
+static struct leap_job *queued_job(struct leap_region *r, size_t off, size_t n, int **status,
+				   atomic_int *done)
+{
+	*status = status_new();
+	struct leap_job_options o = small;
+	o.status = *status;
+	o.done = count_done;
+	o.arg = done;
+	struct leap_job *j;
+	OK(page_leap_opts(r, (char *)leap_region_addr(r) + off, n, far, fl, &o, &j));
+	CHECK(prog(j).state == LEAP_JOB_QUEUED, "the job is not queued behind the held one: state %d",
+	      prog(j).state);
+	return j;
+}
+CASE(queued)
+{
+	struct leap_ctx_options co = { .size = sizeof(co), .workers_per_node = 1 };
+	OK(leap_ctx_new(&co, &ctx));
+	nn = mem_nodes(leap_ctx_topo(ctx), nodes, 64);
+	home = nodes[0];
+	far = nodes[nn - 1];
+	fl = home == far ? LEAP_RELOCATE : 0;
+	struct leap_region *a, *b, *c;
+	OK(leap_region_new(ctx, len, home, &a));
+	OK(leap_region_new(ctx, len, home, &b));
+	OK(leap_region_new(ctx, len, home, &c));
+	fill_pages(leap_region_addr(a), np, 1);
+	struct leap_job *held, *j;
+	gate_arm(1, a);
+	OK(page_leap_opts(a, leap_region_addr(a), len / 2, far, fl, &small, &held));
+	gate_wait();
+	int *st;
+	atomic_int done = 0;
+
+	/* the same region, a disjoint range: leap_job_cancel() ends it before returning */
+	j = queued_job(a, len / 2, len / 2, &st, &done);
+	OK(leap_job_cancel(j));
+	CHECK(leap_job_wait(j, 0) == -ECANCELED, "a cancelled queued job did not end at once");
+	CHECK(atomic_load(&done) == 1, "callback ran %d times", atomic_load(&done));
+	struct leap_progress pr = prog(j);
+	CHECK(pr.state == LEAP_JOB_CANCELLED && pr.pages_moved == 0 && pr.extents == 0,
+	      "state %d, %" PRIu64 " moved", pr.state, pr.pages_moved);
+	status_check(st, np / 2, 0, far, "cancelled queued job");
+	leap_job_destroy(&j);
+	CHECK(atomic_load(&done) == 1, "callback ran %d times", atomic_load(&done));
+
+	/* another region's job: leap_job_destroy() does not wait for the held job */
+	atomic_store(&done, 0);
+	j = queued_job(b, 0, len, &st, &done);
+	CHECK(finishes(job_destroy_fn, &j), "destroying a queued job waited for the job ahead");
+	CHECK(j == NULL && atomic_load(&done) == 1, "destroyed queued job: callback ran %d times",
+	      atomic_load(&done));
+	status_check(st, np, 0, far, "destroyed queued job");
+
+	/* a region destroyed with a queued job ends it and returns while the other is held */
+	atomic_store(&done, 0);
+	j = queued_job(c, 0, len, &st, &done);
+	CHECK(finishes(destroy_fn, &c), "destroying a region with a queued job waited for another "
+					"region's job");
+	CHECK(c == NULL, "destroy did not clear the handle");
+	CHECK(leap_job_wait(j, 0) == -ECANCELED && atomic_load(&done) == 1,
+	      "job of a destroyed region: %" PRId64 ", callback ran %d times", leap_job_wait(j, 0),
+	      atomic_load(&done));
+	status_check(st, np, 0, far, "queued job of a destroyed region");
+	leap_job_destroy(&j);
+
+	/* the held job was never disturbed, and the worker goes on with the next job */
+	CHECK(prog(held).state == LEAP_JOB_RUNNING, "the held job: state %d", prog(held).state);
+	gate_release();
+	CHECK(leap_job_wait(held, -1) == (int64_t)(np / 2), "the held job after the release");
+	leap_job_destroy(&held);
+	CHECK(OK(page_leap(b, leap_region_addr(b), len, far, fl, NULL)) == (int)np, "next job");
+	check_pages(leap_region_addr(a), np, 1, "after the queued jobs");
+	leap_region_destroy(&b);
+	teardown(&a);
+}
+
+/*
+ * The done callback runs before leap_job_wait() returns and before a synchronous call
+ * returns (page_leap(3)): the callback records the order it saw and what the job's
+ * progress said; the waiter checks the callback already ran when its call returned.
+ */
+static atomic_int order_step, cb_step, cb_state;
+static void order_done(struct leap_job *j, void *arg)
+{
+	(void)arg;
+	struct leap_progress pr = { .size = sizeof(pr) };
+	atomic_store(&cb_state, leap_job_progress(j, &pr) == 0 ? pr.state : -1);
+	atomic_store(&cb_step, atomic_fetch_add(&order_step, 1));
+}
+CASE(callback_order)
+{
+	struct leap_region *r = setup();
+	char *p = leap_region_addr(r);
+	struct leap_job_options o = { .size = sizeof(o), .done = order_done };
+	struct leap_job *j;
+	atomic_store(&cb_step, -1);
+	OK(page_leap_opts(r, p, len, far, fl, &o, &j));
+	CHECK(leap_job_wait(j, -1) == (int64_t)np, "async job");
+	int waited = atomic_fetch_add(&order_step, 1);
+	CHECK(atomic_load(&cb_step) >= 0 && atomic_load(&cb_step) < waited,
+	      "leap_job_wait() returned before the callback ran (callback step %d, wait %d)",
+	      atomic_load(&cb_step), waited);
+	CHECK(atomic_load(&cb_state) == LEAP_JOB_DONE, "the callback saw state %d",
+	      atomic_load(&cb_state));
+	leap_job_destroy(&j);
+	atomic_store(&cb_step, -1);
+	CHECK(OK(page_leap_opts(r, p, len, home, fl, &o, NULL)) == (int)np,
+	      "synchronous job");
+	int returned = atomic_fetch_add(&order_step, 1);
+	CHECK(atomic_load(&cb_step) >= 0 && atomic_load(&cb_step) < returned,
+	      "page_leap() returned before the callback ran (callback step %d, return %d)",
+	      atomic_load(&cb_step), returned);
+	teardown(&r);
 }
 
 /* without write protection: LEAP_NO_WRITERS is required */
@@ -337,5 +503,5 @@ int main(void)
 {
 	t_name = "t_jobs";
 	return RUN_CASES(async, cancel, overlap, writers, hot_word, mixed, fixed, destroy_in_flight,
-			 no_write_protect);
+			 queued, callback_order, no_write_protect);
 }

@@ -4,6 +4,7 @@
 #include "oracle.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 /* Map every allocated extent of the pool's memfd (SEEK_DATA/SEEK_HOLE) and check that
  * the kernel puts each of its pages on node. Returns the pages checked. */
@@ -36,6 +37,19 @@ int main(void)
 	int nodes[64];
 	int nn = mem_nodes(leap_ctx_topo(ctx), nodes, 64);
 	const size_t len = 8 << 20;
+	/* leap_pool_close() on an instance's pool: nothing released, the handle NULLed like
+	 * every destructor's (it used to stay set); the pool stays the instance's */
+	{
+		struct leap_pool *own, *again;
+		OK(leap_pool_get(ctx, nodes[0], &own));
+		struct leap_pool *kept = own;
+		leap_pool_close(&own);
+		CHECK(own == NULL, "leap_pool_close() left a leap_pool_get() handle set");
+		OK(leap_pool_get(ctx, nodes[0], &again));
+		CHECK(again == kept && pstats(again).node == nodes[0], "the instance's pool changed");
+		leap_pool_close(&own); /* NULL: nothing */
+		leap_pool_close(NULL);
+	}
 	for (int i = 0; i < nn; i++) {
 		int a = nodes[i], b = nodes[(i + 1) % nn];
 		unsigned fl = a == b ? LEAP_RELOCATE : 0; /* one node: relocate instead */
@@ -131,6 +145,81 @@ int main(void)
 		check_pages(p, npg, 9, "after the random moves");
 		leap_region_destroy(&r);
 		say("60 random moves of sub-ranges: pool files and stats agree after each");
+	}
+	/* The pool stays bounded by default: relocations of random sub-ranges spread a
+	 * region over banks whose free pages were all kept (5x the live memory seen in
+	 * issue 18). With the default keep bound (free pages at most the pages in use) the
+	 * file, as the kernel counts it (st_blocks), never holds more than twice the region
+	 * after a job; and once warm, a whole-region relocation allocates nothing. */
+	{
+		struct leap_ctx *kc;
+		OK(leap_ctx_new(NULL, &kc));
+		const size_t rl = 8 << 20, npg = rl / PG;
+		struct leap_region *r;
+		struct leap_pool *pool;
+		OK(leap_region_new(kc, rl, nodes[0], &r));
+		OK(leap_pool_get(kc, nodes[0], &pool));
+		char *p = leap_region_addr(r);
+		fill_pages(p, npg, 4);
+		uint64_t seed = 0x2545f4914f6cdd1dull, most = 0;
+		for (int round = 0; round < 40; round++) {
+			seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+			size_t first = seed % npg, n = 1 + (seed >> 20) % (npg / 2);
+			if (first + n > npg)
+				n = npg - first;
+			OK(page_leap(r, p + first * PG, n * PG, nodes[0], LEAP_RELOCATE, NULL));
+			struct stat sb;
+			CHECK(fstat(leap_pool_fd(pool), &sb) == 0, "fstat: %s", strerror(errno));
+			uint64_t held = (uint64_t)sb.st_blocks * 512;
+			struct leap_pool_stats st = pstats(pool);
+			CHECK(held == st.capacity_bytes, "round %d: the file holds %" PRIu64 " bytes, "
+			      "stats say %" PRIu64, round, held, st.capacity_bytes);
+			CHECK(held <= 2 * rl, "round %d: the pool's file holds %" PRIu64 " KiB for a "
+			      "region of %zu KiB: unbounded", round, held >> 10, rl >> 10);
+			most = held > most ? held : most;
+		}
+		check_pages(p, npg, 4, "after the bounded relocations");
+		struct leap_pool_stats st = pstats(pool);
+		CHECK(st.keep_limit_bytes == rl && st.trimmed_bytes > 0 && st.free_bytes <= rl,
+		      "keep bound: limit %" PRIu64 " trimmed %" PRIu64 " free %" PRIu64,
+		      st.keep_limit_bytes, st.trimmed_bytes, st.free_bytes);
+		/* the bound leaves room for one move of everything: whole-region relocations
+		 * settle on two banks and then reuse their pages, allocating and returning none */
+		for (int k = 0; k < 3; k++)
+			OK(page_leap(r, p, rl, nodes[0], LEAP_RELOCATE, NULL));
+		struct leap_pool_stats w0 = pstats(pool);
+		for (int k = 0; k < 4; k++) {
+			OK(page_leap(r, p, rl, nodes[0], LEAP_RELOCATE, NULL));
+			struct leap_pool_stats w = pstats(pool);
+			CHECK(w.capacity_bytes == w0.capacity_bytes && w.trimmed_bytes == w0.trimmed_bytes,
+			      "warm relocation %d: capacity %" PRIu64 " -> %" PRIu64 ", trimmed %" PRIu64
+			      " -> %" PRIu64 ": pages allocated or returned",
+			      k, w0.capacity_bytes, w.capacity_bytes, w0.trimmed_bytes, w.trimmed_bytes);
+		}
+		CHECK(w0.capacity_bytes == 2 * rl, "warm: capacity %" PRIu64, w0.capacity_bytes);
+		check_pages(p, npg, 4, "after the warm relocations");
+		say("keep bound: 40 random relocations of an 8 MiB region: the pool's file held at "
+		    "most %" PRIu64 " KiB (kernel count), %" PRIu64 " KiB returned; warm moves reuse",
+		    most >> 10, st.trimmed_bytes >> 10);
+		leap_region_destroy(&r);
+		leap_ctx_destroy(&kc);
+		/* switched off: every free page kept (until trimmed by hand); bad values refused */
+		struct leap_ctx_options ko = { .size = sizeof(ko), .pool_keep_percent = LEAP_POOL_KEEP_ALL };
+		OK(leap_ctx_new(&ko, &kc));
+		OK(leap_region_new(kc, rl, nodes[0], &r));
+		OK(leap_pool_get(kc, nodes[0], &pool));
+		p = leap_region_addr(r);
+		for (int k = 0; k < 6; k++)
+			OK(page_leap(r, p + (size_t)k * PG * 64, (size_t)(k + 1) * PG * 256, nodes[0],
+				     LEAP_RELOCATE, NULL));
+		st = pstats(pool);
+		CHECK(st.keep_limit_bytes == UINT64_MAX && st.trimmed_bytes == 0,
+		      "bound off: limit %" PRIu64 " trimmed %" PRIu64, st.keep_limit_bytes,
+		      st.trimmed_bytes);
+		leap_region_destroy(&r);
+		leap_ctx_destroy(&kc);
+		ko.pool_keep_percent = 100001;
+		ERR(leap_ctx_new(&ko, &kc), EINVAL);
 	}
 	struct leap_pool *none;
 	ERR(leap_pool_get(ctx, 4096, &none), ENODEV);

@@ -26,6 +26,17 @@ int main(void)
 		OK(leap_region_stats(r, &st));
 		CHECK(st.runs == 1 && count_maps(p, p + len) == 1, "runs %" PRIu64 " maps %d", st.runs,
 		      count_maps(p, p + len));
+		CHECK(st.mappings == 1, "stats say %" PRIu64 " mappings, the kernel 1", st.mappings);
+		/* relocate pieces: runs and mappings grow together, the kernel agrees */
+		for (size_t k = 1; k < 8; k += 2) {
+			OK(page_leap(r, p + k * len / 8, len / 16, nodes[i], LEAP_RELOCATE, NULL));
+			OK(leap_region_stats(r, &st));
+			int maps = count_maps(p, p + len);
+			CHECK(st.mappings == (uint64_t)maps && st.runs == (uint64_t)maps,
+			      "after relocating piece %zu: stats say %" PRIu64 " mappings (%" PRIu64
+			      " runs), the kernel %d",
+			      k, st.mappings, st.runs, maps);
+		}
 		check_pages(p, np, 7, "new region");
 		leap_region_destroy(&r);
 		CHECK(r == NULL, "destroy sets NULL");
@@ -55,6 +66,8 @@ int main(void)
 	int want_runs = nn == 1 ? 1 : 9;
 	CHECK((int)st.runs == want_runs, "runs %" PRIu64 " want %d", st.runs, want_runs);
 	CHECK(count_maps(p, p + len) == want_runs, "maps %d want %d", count_maps(p, p + len), want_runs);
+	CHECK(st.mappings == (uint64_t)count_maps(p, p + len), "stats say %" PRIu64 " mappings, the "
+	      "kernel %d", st.mappings, count_maps(p, p + len));
 	check_pages(p, np, 9, "placed region");
 	ERR(leap_node_of(r, p - 1), EFAULT);
 	ERR(leap_node_of(r, p + len), EFAULT);

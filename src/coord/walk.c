@@ -116,6 +116,9 @@ int leap__walk_start(struct leap_ctx *ctx, const struct leap__walker *ops, void 
 		rc = -EINVAL;
 	if (!rc)
 		opts = leap__opts_in(&o, sizeof(o), opts, &rc);
+	uint64_t gmin, gmax;
+	if (!rc) /* page_leap()'s rule, before anything starts (not per move) */
+		rc = leap__job_opts_check(opts, &gmin, &gmax);
 	if (rc) {
 		free(w);
 		if (ops->fini)

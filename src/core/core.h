@@ -16,7 +16,9 @@
  *   window       a region-sized range of a pool's offset space, one per (slot, bank):
  *                page p of the region in (slot, bank) lives at offset win[slot][bank] + p.
  *   run          a maximal range of region pages in one (slot, bank): one file extent,
- *                one kernel mapping. mappings == runs, whatever the history.
+ *                one kernel mapping for small pages and THP: mappings == runs, whatever
+ *                the history. Hugetlb mappings never merge (VM_DONTEXPAND): there a
+ *                run is one mapping per extent that mapped it (vma_start below).
  *   extent       the unit one move handles under the region lock (extent.c); a job moves
  *                its range extent by extent.
  *   piece        the part of an extent inside one run (extent.c's plan).
@@ -100,6 +102,7 @@ struct leap_pool {
 	 * needs no populate call. A hint: should the kernel drop an entry, a copy takes a
 	 * fault there, and no data is lost. */
 	struct leap__ivset mapped;
+	uint64_t trimmed; /* pages returned by the keep bound (leap__pool_keep) */
 };
 /* A pool's fields from the instance's settings; fd is the pool's (taken over). */
 struct leap_pool *leap__pool_init(struct leap_ctx *ctx, int fd, int node, int kind);
@@ -108,6 +111,10 @@ void leap__pool_free(struct leap_pool *pool);
 /* External pools (extpool.c): one more user / one fewer (the last frees it). */
 void leap__pool_ref(struct leap_pool *pool);
 void leap__pool_unref(struct leap_pool *pool);
+/* The keep bound (leap_ctx_options.pool_keep_percent): return the free pages over it
+ * to the kernel, highest offsets first. No-op for external pools. pre: no pool lock held
+ * (takes ctx->lock, then each pool's) */
+void leap__pool_keep(struct leap_pool *pool);
 /* Pages the pool could still take (cap, the kernel's free memory or huge pages). */
 uint64_t leap__pool_room(struct leap_pool *pool);
 int leap__pool_window_get(struct leap_pool *pool, uint64_t npages, uint64_t *off);
@@ -137,6 +144,8 @@ struct leap__work {
 	bool owned; /* allocated by leap__worker_submit(), freed after the call */
 };
 void leap__worker_push(struct leap__worker *w, struct leap__work *it);
+/* Take a caller's item off the queue if it is still there, not yet run: true if it was. */
+bool leap__worker_remove(struct leap__worker *w, struct leap__work *it);
 
 /* ------------------------------------------------------------ ctx.c */
 struct leap_ctx {
@@ -145,6 +154,8 @@ struct leap_ctx {
 	uint64_t chunk_pages; /* pool mapping chunk */
 	unsigned workers_per_node;
 	unsigned flags;	   /* LEAP_CTX_* */
+	unsigned keep_percent; /* the pools' keep bound (pool.c): LEAP_POOL_KEEP_ALL for none */
+	uint64_t keep_min;     /* pages */
 	atomic_int refs;   /* the user's reference + one per live region */
 	pthread_mutex_t lock;
 	struct leap_pool **pools;	 /* [LEAP_KINDS * topo->count]: kind * count + node,
@@ -200,6 +211,10 @@ struct leap_region {
 	uint64_t **win;
 	uint64_t win_rows;
 	struct leap_region_stats st;
+	/* hugetlb regions only (else NULL): bit h set when a kernel mapping starts at huge
+	 * page h, and how many are set (allocated with the region: kept without failing) */
+	uint64_t *vma_start;
+	uint64_t nvmas;
 	struct leap__wp *wp;		 /* write protection, or NULL (LEAP_CTX_NO_WRITE_PROTECT) */
 	/* lifetime.c owns these: */
 	atomic_int refs;		 /* the user's handle + one per walker holding it */
@@ -236,6 +251,11 @@ size_t leap__region_find_run(const struct leap_region *r, uint64_t pg);
 /* Check that place[] is sorted, aligned (to unit pages) and covers [0, length) exactly. */
 int leap__region_check_placement(struct leap_ctx *ctx, size_t length, const struct leap_place *place,
 				 size_t nplace, uint64_t unit);
+/* [pg, pg+n) was just mapped with one mmap: count the kernel mappings that changes
+ * (hugetlb; for other kinds the kernel merges and mappings == runs). pre: lock held */
+void leap__region_mapped(struct leap_region *r, uint64_t pg, uint64_t n);
+/* The kernel mappings of the region. pre: lock held */
+uint64_t leap__region_mappings(const struct leap_region *r);
 /* Back [pg, pg+n) with fresh pages of slot's pool, bank 0, and record the run. */
 int leap__region_place(struct leap_region *r, uint64_t pg, uint64_t n, int slot);
 /* Give back the address range, pages, windows and external pools of r (the struct stays).
@@ -326,7 +346,15 @@ void leap__io_stats(struct leap_region *r, uint64_t *declared, uint64_t *bytes);
 struct leap__claim {
 	uint64_t a, b;
 	atomic_bool *cancel;
+	/* A holder that is still waiting in a queue (a job behind other jobs on its worker)
+	 * can end at once: unqueue() takes it off the queue and does its end's work under
+	 * r->lock but for letting go of the claim (true), and then, once the claim is gone
+	 * and r->lock released, finish() ends it. false: the holder ends by itself, at its
+	 * next extent boundary. NULL: it always does. */
+	bool (*unqueue)(struct leap__claim *c);
+	void (*finish)(struct leap__claim *c);
 	struct leap__claim *next;
+	struct leap__claim *ended_next; /* leap_region_destroy()'s own list */
 };
 void leap__region_ref(struct leap_region *r);
 /* Drop a reference; the last one frees the struct (its memory went at destroy). */
@@ -386,6 +414,11 @@ uint64_t leap__gran_next(struct leap__gran *c, uint64_t g, uint64_t n, bool whol
 uint64_t leap__gran_no_room(const struct leap__gran *c, uint64_t n);
 
 /* ------------------------------------------------------------ job.c */
+/* The one check of a job's options, for page_leap() and for the walkers at submission
+ * (o already zero-extended, or NULL): -EINVAL for bounds that are not whole pages, a
+ * minimum above the maximum, a maximum above 1 GiB. *gmin: the minimum in pages (0:
+ * none given), *gmax: the maximum in pages with its default applied. */
+int leap__job_opts_check(const struct leap_job_options *o, uint64_t *gmin, uint64_t *gmax);
 /* A job for page_leap() on [addr, addr+len) of r, checked (the target comes at go). */
 int leap__job_prepare(struct leap_region *r, void *addr, size_t len, unsigned flags,
 		      const struct leap_job_options *opts, struct leap_job **out);

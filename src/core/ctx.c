@@ -64,9 +64,14 @@ LEAP_API int leap_ctx_new(const struct leap_ctx_options *opts, struct leap_ctx *
 	c->chunk_pages = chunk / LEAP_PG;
 	c->workers_per_node = opts && opts->workers_per_node ? opts->workers_per_node : 1;
 	c->flags = opts ? opts->flags : 0;
+	c->keep_percent = opts && opts->pool_keep_percent ? opts->pool_keep_percent : 100;
+	c->keep_min = opts ? opts->pool_keep_min_bytes / LEAP_PG : 0;
 	unsigned known = LEAP_CTX_NO_WRITE_PROTECT | LEAP_CTX_ALLOW_USER_MODE |
 			 LEAP_CTX_USER_MODE_ONLY;
-	rc = c->flags & ~known || c->workers_per_node > 1024 ? -EINVAL : env_flags(&c->flags);
+	rc = c->flags & ~known || c->workers_per_node > 1024 ||
+			     (c->keep_percent > 100000 && c->keep_percent != LEAP_POOL_KEEP_ALL)
+		     ? -EINVAL
+		     : env_flags(&c->flags);
 	if (rc) {
 		leap_topo_destroy(&c->topo);
 		free(c);

@@ -104,6 +104,8 @@ static int map_range(struct leap_region *r, uint64_t lo, uint64_t n, int fd, uin
 	void *a = r->base + lo * LEAP_PG;
 	int rc = leap__sys_map_file(a, n, fd, off, r->kind);
 	*mapped = rc == 0;
+	if (*mapped)
+		leap__region_mapped(r, lo, n);
 	for (int tries = 0; *mapped && tries < 2; tries++) {
 		rc = leap__sys_dontfork(a, n);
 		if (!rc && r->wp)

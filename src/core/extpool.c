@@ -64,9 +64,10 @@ void leap__pool_unref(struct leap_pool *p)
 
 LEAP_API void leap_pool_close(struct leap_pool **pool)
 {
-	if (!pool || !*pool || !(*pool)->external)
+	if (!pool || !*pool)
 		return;
-	leap__pool_unref(*pool);
-	*pool = NULL;
+	if ((*pool)->external) /* the instance's own pools are not the caller's to release */
+		leap__pool_unref(*pool);
+	*pool = NULL; /* like every destructor, whichever pool it was */
 }
 

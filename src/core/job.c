@@ -28,6 +28,11 @@
  * its own. A child waits for its range (lifetime.c's claims) where a user's job would
  * be refused, and a cancel of the parent reaches it, waiting or running.
  *
+ * Queued jobs: a job waits in its worker's queue until a thread of the worker takes it
+ * (every job of the node's worker runs on workers_per_node threads, in submission
+ * order). A cancel (or its region's destroy) of a job still in the queue takes it off
+ * and ends it at once, on the cancelling thread, instead of after the jobs ahead of it.
+ *
  * Lifetime: a job has two references, the caller's handle and the running job; the last
  * one frees it. It holds a claim on its range of the region (lifetime.c, under
  * region->lock) from submission until it stops touching the region; a destroy of the
@@ -40,6 +45,7 @@
 #include <errno.h>
 #include <numa.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -76,6 +82,7 @@ struct leap_job {
 	atomic_bool cancel;
 	struct leap__claim claim; /* its range on the region, while it may touch it */
 	bool io_waiting;	  /* under lock: parked for declared device I/O (io.c) */
+	bool queued;		  /* under lock: in its worker's queue or parked, on no thread */
 	/* where the extent loop stands, kept while the job is parked (worker thread only) */
 	bool started;
 	uint64_t pos, g;
@@ -162,7 +169,7 @@ static void job_end(struct leap_job *j, bool cancelled, bool error_fails)
 {
 	pthread_mutex_lock(&j->lock);
 	struct leap_progress *pr = &j->prog;
-	pr->elapsed_ns = leap__sys_now_ns() - j->t0;
+	pr->elapsed_ns = j->started || j->fn ? leap__sys_now_ns() - j->t0 : 0; /* never ran: 0 */
 	if (cancelled) {
 		pr->state = LEAP_JOB_CANCELLED;
 		j->result = -ECANCELED;
@@ -208,6 +215,7 @@ static bool park(struct leap_job *j, uint64_t pos)
 	struct leap_region *r = j->r;
 	pthread_mutex_lock(&j->lock);
 	j->io_waiting = true; /* leap_job_cancel() kicks the region's parked jobs */
+	j->queued = true;     /* once queued again, a cancel may take it off the queue */
 	pthread_mutex_unlock(&j->lock);
 	j->park.pos = pos;
 	j->park.cancel = &j->cancel;
@@ -217,7 +225,7 @@ static bool park(struct leap_job *j, uint64_t pos)
 	if (parked)
 		j->prog.io_waits++;
 	else
-		j->io_waiting = false;
+		j->io_waiting = j->queued = false;
 	pthread_mutex_unlock(&j->lock);
 	if (parked) {
 		r->st.io_waits++;
@@ -265,6 +273,43 @@ static int fit_busy(struct leap_job *j, uint64_t pos, uint64_t *n, uint64_t *ski
 	return 1;
 }
 
+/*
+ * A job that stops before its end (cancelled, or its region destroyed) leaves the pages
+ * it never reached, [pos, b), where they are; their entries say so, as page_leap(3)
+ * promises one for every page: -ECANCELED. Pages before pos were marked per extent.
+ */
+static void mark_unreached(struct leap_job *j, uint64_t pos)
+{
+	if (!j->status)
+		return;
+	for (uint64_t q = pos > j->sa ? pos : j->sa; q < j->sb; q++)
+		j->status[q - j->sa] = -ECANCELED;
+}
+
+/*
+ * The job stops touching the region: the status of the pages it never reached (pos on,
+ * when cancelled), and the region's counters. Its claim goes next (the caller's).
+ * pre: r->lock held; the caller owns the job's run
+ */
+static void job_retire(struct leap_job *j, uint64_t pos, bool cancelled)
+{
+	struct leap_region *r = j->r;
+	if (cancelled)
+		mark_unreached(j, pos);
+	if (!j->started)
+		return; /* taken off its queue before it ran: no counter to add */
+	if (j->prog.pages_moved) /* pages it left are kept for reuse, up to the bound */
+		for (int s = 0; s < r->nslots; s++)
+			if (r->slot[s])
+				leap__pool_keep(r->slot[s]);
+	if (j->prog.pages_moved)
+		r->st.leaps++;
+	r->st.last_worker_cpu = j->prog.worker_cpu;
+	r->st.last_worker_node = j->prog.worker_cpu >= 0 ? numa_node_of_cpu(j->prog.worker_cpu) : -1;
+	if (j->stalls.max_ns > r->st.stall_max_ns)
+		r->st.stall_max_ns = j->stalls.max_ns;
+}
+
 /* The job, on its worker thread. */
 static void job_run(void *arg)
 {
@@ -280,10 +325,12 @@ static void job_run(void *arg)
 		j->g = leap__gran_first(&j->gran);
 	}
 	j->io_waiting = false; /* queued again after parking (io.c), or never parked */
+	j->queued = false;     /* on this thread now: a cancel reaches it between extents */
 	pthread_mutex_unlock(&j->lock);
 	uint64_t g = j->g;
 	bool cancelled = false;
-	for (uint64_t pos = j->pos; pos < j->b;) {
+	uint64_t pos = j->pos;
+	while (pos < j->b) {
 		if (atomic_load(&j->cancel)) {
 			cancelled = true;
 			break;
@@ -344,16 +391,67 @@ static void job_run(void *arg)
 		pos += n;
 	}
 	pthread_mutex_lock(&r->lock);
-	if (j->prog.pages_moved)
-		r->st.leaps++;
-	r->st.last_worker_cpu = j->prog.worker_cpu;
-	r->st.last_worker_node = j->prog.worker_cpu >= 0 ? numa_node_of_cpu(j->prog.worker_cpu) : -1;
-	if (j->stalls.max_ns > r->st.stall_max_ns)
-		r->st.stall_max_ns = j->stalls.max_ns;
+	job_retire(j, pos, cancelled);
 	leap__unclaim(r, &j->claim); /* from here on the job does not touch the region */
 	pthread_mutex_unlock(&r->lock);
 
 	job_end(j, cancelled, false);
+	job_unref(j);
+}
+
+/*
+ * Take a job off its worker's queue if it waits there (queued, or parked and queued
+ * again by a cancel): true if so, and then the caller owns its run (job_retire,
+ * unclaim, job_end, job_unref). A job a worker's thread took already is not touched.
+ * The job's claim keeps its region, the instance and so the worker alive while it is
+ * queued. Lock order: job->lock, then the worker's (a leaf).
+ */
+static bool job_take(struct leap_job *j)
+{
+	pthread_mutex_lock(&j->lock);
+	bool mine = j->queued && leap__worker_remove(j->park.w, &j->park.work);
+	if (mine)
+		j->queued = j->io_waiting = false; /* a later cancel must not kick its region */
+	pthread_mutex_unlock(&j->lock);
+	return mine;
+}
+
+/* A cancelled job still in its worker's queue ends now, on the calling thread (its
+ * callback too), instead of after the jobs ahead of it. */
+static void job_stop_queued(struct leap_job *j)
+{
+	if (!job_take(j)) /* a coordinator is never queued */
+		return;
+	struct leap_region *r = j->r;
+	leap__region_lock(r);
+	job_retire(j, j->started ? j->pos : j->a, true);
+	leap__unclaim(r, &j->claim);
+	pthread_mutex_unlock(&r->lock);
+	job_end(j, true, false);
+	job_unref(j);
+}
+
+/* The region's destroy reaches a queued job through its claim (lifetime.c). */
+static struct leap_job *claim_job(struct leap__claim *c)
+{
+	return (struct leap_job *)(void *)((char *)c - offsetof(struct leap_job, claim));
+}
+
+/* pre: r->lock held */
+static bool claim_unqueue(struct leap__claim *c)
+{
+	struct leap_job *j = claim_job(c);
+	if (!job_take(j))
+		return false;
+	job_retire(j, j->started ? j->pos : j->a, true);
+	return true;
+}
+
+/* pre: the claim is gone, r->lock not held */
+static void claim_finish(struct leap__claim *c)
+{
+	struct leap_job *j = claim_job(c);
+	job_end(j, true, false);
 	job_unref(j);
 }
 
@@ -400,6 +498,24 @@ static void round_thp(struct leap_job *j, unsigned flags, uint64_t *whole, uint6
 	}
 }
 
+int leap__job_opts_check(const struct leap_job_options *o, uint64_t *gmin, uint64_t *gmax)
+{
+	*gmin = *gmax = 0;
+	if (!o)
+		return 0;
+	if (o->granularity_min % LEAP_PAGE_SIZE || o->granularity_max % LEAP_PAGE_SIZE)
+		return -EINVAL;
+	/* in pages; a bound left 0 takes its default (a page; 4 MiB, or the minimum above) */
+	uint64_t lo = o->granularity_min / LEAP_PG, hi = o->granularity_max / LEAP_PG;
+	uint64_t min = lo ? lo : 1;
+	uint64_t max = hi ? hi : (min > LEAP_GRAN_MAX_DEFAULT ? min : LEAP_GRAN_MAX_DEFAULT);
+	if (min > max || max > LEAP_GRAN_LIMIT)
+		return -EINVAL;
+	*gmin = lo;
+	*gmax = hi ? hi : max;
+	return 0;
+}
+
 /* Validate the call; fill the job's fixed fields. The target slot is filled in by the
  * caller under the region lock. */
 static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_t len,
@@ -417,14 +533,13 @@ static int job_init(struct leap_job *j, struct leap_region *r, void *addr, size_
 	o = leap__opts_in(&local, sizeof(local), o, &err);
 	if (err)
 		return err;
+	uint64_t omin, omax;
+	err = leap__job_opts_check(o, &omin, &omax);
+	if (err)
+		return err;
 	if (o) {
-		if (o->granularity_min % LEAP_PAGE_SIZE || o->granularity_max % LEAP_PAGE_SIZE)
-			return -EINVAL;
-		gmin = o->granularity_min ? o->granularity_min / LEAP_PG : u;
-		gmax = o->granularity_max ? o->granularity_max / LEAP_PG
-					  : (gmin > LEAP_GRAN_MAX_DEFAULT ? gmin : LEAP_GRAN_MAX_DEFAULT);
-		if (gmin > gmax || gmax > LEAP_GRAN_LIMIT)
-			return -EINVAL;
+		gmin = omin ? omin : u;
+		gmax = omax;
 		if (o->stall_target_ns)
 			target = o->stall_target_ns;
 	}
@@ -515,7 +630,8 @@ static int job_start(struct leap_job *j, int node, struct leap_pool *pool, unsig
 	if (!rc && r->kind == LEAP_PAGES_THP)
 		round_thp(j, flags, &whole, &split);
 	j->prog.pages_total = j->b - j->a;
-	j->claim = (struct leap__claim){ .a = j->a, .b = j->b, .cancel = &j->cancel };
+	j->claim = (struct leap__claim){ .a = j->a, .b = j->b, .cancel = &j->cancel,
+					 .unqueue = claim_unqueue, .finish = claim_finish };
 	if (!rc && parent) {
 		pthread_mutex_lock(&parent->lock);
 		parent->child = j;
@@ -529,10 +645,17 @@ static int job_start(struct leap_job *j, int node, struct leap_pool *pool, unsig
 	if (!rc) {
 		rc = leap__ctx_worker(r->ctx, leap__slot_node(r, j->mv.target), &w);
 		j->park = (struct leap__parked){ .w = w, .work = { job_run, j, NULL, false } };
-		if (!rc)
-			rc = leap__worker_submit(w, job_run, j);
-		if (rc)
+		if (rc) {
 			leap__unclaim(r, &j->claim);
+		} else {
+			/* the job's own item: a cancel can find it in the queue (job_take);
+			 * under j->lock, since a coordinator's cancel may already see the
+			 * child (and read park) */
+			pthread_mutex_lock(&j->lock);
+			j->queued = true;
+			pthread_mutex_unlock(&j->lock);
+			leap__worker_push(w, &j->park.work);
+		}
 	}
 	if (!rc) {
 		r->st.huge_whole += whole;
@@ -777,9 +900,11 @@ LEAP_API int leap_job_cancel(struct leap_job *j)
 	 * kick. */
 	pthread_mutex_lock(&j->lock);
 	struct leap_region *kick = NULL;
-	if (j->child) {
-		atomic_store(&j->child->cancel, true);
-		kick = j->child->r;
+	struct leap_job *child = j->child;
+	if (child) {
+		atomic_store(&child->cancel, true);
+		atomic_fetch_add(&child->refs, 1); /* for job_stop_queued() below */
+		kick = child->r;
 		leap__region_ref(kick);
 	} else if (j->io_waiting) {
 		/* parked for declared I/O (io.c): its claim keeps the region alive */
@@ -789,9 +914,14 @@ LEAP_API int leap_job_cancel(struct leap_job *j)
 	pthread_mutex_unlock(&j->lock);
 	if (kick) {
 		leap__claim_kick(kick);
-		leap__io_kick(kick);
-		leap__region_unref(kick);
+		leap__io_kick(kick); /* a parked job is queued again: taken off below */
 	}
+	/* a job still queued behind other jobs ends now instead of after them */
+	job_stop_queued(child ? child : j);
+	if (child)
+		job_unref(child);
+	if (kick)
+		leap__region_unref(kick);
 	return 0;
 }
 

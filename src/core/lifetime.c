@@ -9,7 +9,8 @@
  *      that would overlap is refused (-EBUSY); a walker's waits on claims_cond.
  *   3. leap_region_destroy() retires the region: no claim from then on (-ENODEV), every
  *      claim's holder is cancelled, and destroy waits until each has let go, which
- *      happens at its next extent boundary.
+ *      happens at its next extent boundary; a holder still queued behind other jobs on
+ *      its worker is taken off the queue and ended by the destroy itself (unqueue).
  *   4. Then its pages go back to the pools and its address range is unmapped (region.c),
  *      and the user's reference is dropped; a walker still holding it finds it dying.
  *   5. Nothing here calls jobs or walkers: a claim carries its holder's cancel flag.
@@ -168,7 +169,9 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 	r->st.last_worker_node = -1;
 	r->win = calloc((size_t)r->nslots, sizeof(*r->win));
 	r->slot = calloc((size_t)r->nslots, sizeof(*r->slot));
-	if (!r->win || !r->slot) {
+	if (kind == LEAP_PAGES_HUGETLB) /* its mappings are counted (region.c) */
+		r->vma_start = calloc((size_t)((r->npages / unit + 63) / 64), sizeof(uint64_t));
+	if (!r->win || !r->slot || (kind == LEAP_PAGES_HUGETLB && !r->vma_start)) {
 		region_discard(r);
 		return -ENOMEM;
 	}
@@ -233,6 +236,26 @@ LEAP_API void leap_region_destroy(struct leap_region **region)
 		atomic_store(c->cancel, true);
 	pthread_cond_broadcast(&r->claims_cond); /* walkers waiting for a range: -ENODEV */
 	leap__io_kick(r);			 /* jobs waiting for declared I/O: cancelled */
+	/* holders still queued (behind other jobs on their worker, other regions' too) end
+	 * here at once, not after the jobs ahead of them */
+	struct leap__claim *ended = NULL;
+	for (struct leap__claim *c = r->claims, *next; c; c = next) {
+		next = c->next;
+		if (c->unqueue && c->unqueue(c)) {
+			leap__unclaim(r, c);
+			c->ended_next = ended;
+			ended = c;
+		}
+	}
+	if (ended) { /* their callbacks run without the region's lock */
+		pthread_mutex_unlock(&r->lock);
+		while (ended) {
+			struct leap__claim *next = ended->ended_next; /* finish() may free it */
+			ended->finish(ended);
+			ended = next;
+		}
+		leap__region_lock(r);
+	}
 	while (r->claims) /* each holder stops at its next extent boundary */
 		pthread_cond_wait(&r->claims_cond, &r->lock);
 	leap__region_release(r);

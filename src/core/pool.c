@@ -373,6 +373,79 @@ const char *leap__pool_addr(struct leap_pool *p, uint64_t off, uint64_t *avail)
 }
 
 
+/* Pages the instance's own pools of kind use: the live memory the keep bound scales
+ * with. Takes ctx->lock, then each pool's lock in turn. */
+static uint64_t live_pages(struct leap_ctx *c, int kind)
+{
+	uint64_t n = 0;
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->topo->count; i++) {
+		struct leap_pool *q = c->pools[kind * c->topo->count + i];
+		if (!q)
+			continue;
+		pthread_mutex_lock(&q->lock);
+		n += q->used.total;
+		pthread_mutex_unlock(&q->lock);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+/* The free pages p may keep after a job, UINT64_MAX for no bound. pre: no pool lock */
+static uint64_t keep_limit(struct leap_pool *p)
+{
+	const struct leap_ctx *c = p->ctx;
+	if (p->external || c->keep_percent == LEAP_POOL_KEEP_ALL)
+		return UINT64_MAX;
+	uint64_t live = live_pages(p->ctx, p->kind);
+	uint64_t k = live / 100 * c->keep_percent + live % 100 * c->keep_percent / 100;
+	if (k < c->keep_min)
+		k = c->keep_min;
+	return k - k % p->unit;
+}
+
+static int collect_cb(uint64_t lo, uint64_t hi, void *arg)
+{
+	return leap__ivset_add(arg, lo, hi) ? 1 : 0; /* out of memory: trim what we have */
+}
+
+/*
+ * Why a bound, and this one: pages a move leaves are kept so the next move there needs
+ * no allocation (a warm move), but relocations spread a region over banks whose free
+ * pages only that region at those offsets reuses, so they piled up (issue 18: pools at
+ * 5x the live memory). Keeping as many free pages as the instance uses leaves room for
+ * one move of everything, the most one move can free; what is above goes back, from
+ * the highest offsets down (later windows, banks used less).
+ */
+void leap__pool_keep(struct leap_pool *p)
+{
+	uint64_t keep = keep_limit(p);
+	if (keep == UINT64_MAX)
+		return;
+	pthread_mutex_lock(&p->lock);
+	uint64_t free = p->alloc.total - p->used.total;
+	if (free > keep) {
+		struct leap__ivset f = { 0 };
+		leap__ivset_diff_each(&p->alloc, &p->used, collect_cb, &f);
+		struct punch_ctx c = { .p = p };
+		uint64_t excess = free - keep;
+		for (size_t i = f.n; i-- > 0 && excess;) {
+			uint64_t lo = f.v[i].lo, hi = f.v[i].hi;
+			if (hi - lo > excess)
+				lo = align_up(hi - excess, p->unit); /* whole huge pages */
+			if (lo >= hi)
+				continue;
+			punch_cb(lo, hi, &c);
+			excess -= hi - lo < excess ? hi - lo : excess;
+		}
+		leap__ivset_free(&f);
+		uint64_t before = p->alloc.total;
+		drop_gone(&c);
+		p->trimmed += before - p->alloc.total;
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
 /* Pages that a reservation could still get: the cap less what is used, and no more than
  * the free pages kept plus what the kernel has free for the kind on the node. */
 uint64_t leap__pool_room(struct leap_pool *p)
@@ -410,7 +483,10 @@ LEAP_API int leap_pool_stats(struct leap_pool *p, struct leap_pool_stats *out)
 	if (!p || !out)
 		return -EINVAL;
 	struct leap_pool_stats full = { .size = sizeof(full) }, *st = &full; /* copied out */
+	uint64_t keep = keep_limit(p); /* before p->lock: it takes every pool's */
 	pthread_mutex_lock(&p->lock);
+	st->keep_limit_bytes = keep == UINT64_MAX ? UINT64_MAX : keep * LEAP_PG;
+	st->trimmed_bytes = p->trimmed * LEAP_PG;
 	struct free_stats f = { 0, 0 };
 	leap__ivset_diff_each(&p->alloc, &p->used, free_stats_cb, &f);
 	st->node = p->node;

@@ -261,6 +261,9 @@ void leap__region_release(struct leap_region *r)
 	free(r->win);
 	free(r->runs);
 	free(r->spare);
+	free(r->vma_start);
+	r->vma_start = NULL;
+	r->nvmas = 0;
 	r->slot = NULL;
 	r->win = NULL;
 	r->runs = r->spare = NULL;
@@ -286,6 +289,36 @@ int leap__region_check_placement(struct leap_ctx *ctx, size_t length, const stru
 	return 0;
 }
 
+/* Set (on) or clear bit h of the hugetlb mapping starts, counted. */
+static void vma_mark(struct leap_region *r, uint64_t h, bool on)
+{
+	uint64_t bit = UINT64_C(1) << (h % 64);
+	bool was = r->vma_start[h / 64] & bit;
+	if (was == on)
+		return;
+	r->vma_start[h / 64] ^= bit;
+	r->nvmas += on ? 1 : (uint64_t)-1;
+}
+
+void leap__region_mapped(struct leap_region *r, uint64_t pg, uint64_t n)
+{
+	if (!r->vma_start)
+		return;
+	/* the new mapping replaces every mapping start inside it and splits the mapping
+	 * after it, if any, at its end (a hugetlb range is whole huge pages) */
+	uint64_t h0 = pg / r->unit, h1 = (pg + n) / r->unit, nh = r->npages / r->unit;
+	vma_mark(r, h0, true);
+	for (uint64_t h = h0 + 1; h < h1; h++)
+		vma_mark(r, h, false);
+	if (h1 < nh)
+		vma_mark(r, h1, true);
+}
+
+uint64_t leap__region_mappings(const struct leap_region *r)
+{
+	return r->vma_start ? r->nvmas : r->nruns;
+}
+
 int leap__region_place(struct leap_region *r, uint64_t pg, uint64_t n, int slot)
 {
 	uint64_t win;
@@ -297,8 +330,10 @@ int leap__region_place(struct leap_region *r, uint64_t pg, uint64_t n, int slot)
 	if (rc)
 		return rc;
 	rc = leap__sys_map_file(r->base + pg * LEAP_PG, n, p->fd, win + pg, r->kind);
-	if (!rc)
+	if (!rc) {
+		leap__region_mapped(r, pg, n);
 		rc = leap__sys_dontfork(r->base + pg * LEAP_PG, n);
+	}
 	if (!rc)
 		rc = leap__region_assign(r, pg, n, slot, 0);
 	if (rc)
@@ -345,9 +380,12 @@ LEAP_API int leap_region_stats(struct leap_region *r, struct leap_region_stats *
 	*st = r->st;
 	st->length = r->npages * LEAP_PG;
 	st->runs = r->nruns;
+	st->mappings = leap__region_mappings(r);
 	st->metadata_bytes = sizeof(*r) + (r->runs_cap + r->spare_cap) * sizeof(*r->runs) +
 			     (uint64_t)r->nslots * (sizeof(*r->win) + sizeof(*r->slot)) +
 			     r->win_rows * LEAP_BANKS_MAX * sizeof(**r->win);
+	if (r->vma_start)
+		st->metadata_bytes += (r->npages / r->unit + 63) / 64 * sizeof(uint64_t);
 	uint64_t io_bytes;
 	leap__io_stats(r, &st->io_declared, &io_bytes);
 	st->metadata_bytes += io_bytes;

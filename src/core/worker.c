@@ -7,6 +7,9 @@
  * workers_per_node threads; targets that are memory-only nodes use the worker of their
  * nearest node with CPUs. Each queued item (a job) runs start to finish on one thread.
  *
+ * An item still in the queue can be taken off it (leap__worker_remove): a job cancelled
+ * while it waits behind others ends at once instead of after them.
+ *
  * Threads: w->lock guards the queue and the stop flag, nothing else; items are run
  * without it.
  */
@@ -126,4 +129,24 @@ void leap__worker_push(struct leap__worker *w, struct leap__work *it)
 	w->tail = it;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
+}
+
+bool leap__worker_remove(struct leap__worker *w, struct leap__work *it)
+{
+	bool found = false;
+	pthread_mutex_lock(&w->lock);
+	struct leap__work *prev = NULL;
+	for (struct leap__work *x = w->head; x; prev = x, x = x->next)
+		if (x == it) {
+			if (prev)
+				prev->next = it->next;
+			else
+				w->head = it->next;
+			if (w->tail == it)
+				w->tail = prev;
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&w->lock);
+	return found;
 }

@@ -43,7 +43,7 @@ int leap__wp_new(struct leap__wp **out)
 	}
 	w->thp_ok = features & LEAP_UFFD_WP_UNPOPULATED;
 	pthread_mutex_init(&w->lock, NULL);
-	rc = -pthread_create(&w->thread, NULL, listener_main, w);
+	rc = leap__sys_thread_create(&w->thread, NULL, listener_main, w);
 	if (rc) {
 		leap__sys_stopper_close(w->stop);
 		leap__sys_close(w->fd);

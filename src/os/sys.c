@@ -7,8 +7,8 @@
  *
  * Signals: the program's threads that call into the library may take signals at any rate
  * (a SIGALRM timer installed without SA_RESTART). A call that the kernel ends early with
- * EINTR for a signal that is not fatal (shmem and hugetlbfs fallocate do so for any pending
- * signal) is repeated here, so EINTR never reaches the library's callers; each such call
+ * EINTR for a signal that is not fatal (hugetlbfs fallocate does so for any pending
+ * signal, shmem's did in older kernels; 6.18's stops only for fatal ones) is repeated here, so EINTR never reaches the library's callers; each such call
  * is idempotent over its range. The library's own threads block the asynchronous
  * signals (leap__sys_thread_create), so a process-directed signal never lands on them.
  */
@@ -347,8 +347,8 @@ int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages, int node, int 
 		}
 	}
 	int rc = 0;
-	/* shmem and hugetlbfs stop at any pending signal (EINTR) with part of the range
-	 * allocated: allocating the range again is harmless (t_signals) */
+	/* hugetlbfs (and shmem in older kernels) stops at any pending signal (EINTR) with
+	 * part of the range allocated: allocating the range again is harmless (t_signals) */
 	int frc;
 	while ((frc = fallocate(fd, 0, (off_t)(pg_off * LEAP_PG), (off_t)(npages * LEAP_PG))) != 0 &&
 	       errno == EINTR)

@@ -457,7 +457,7 @@ CASE(blocking_calls)
 	CHECK(prog(bj).pages_moved == 32, "cancelled at extent 2: %" PRIu64 " pages moved, want 32",
 	      prog(bj).pages_moved);
 	leap_job_destroy(&bj);
-	placement(r, "after the cancel");
+	free(placement(r, "after the cancel"));
 
 	/* leap_io_begin() over the extent in flight waits for it */
 	br = r;
@@ -488,7 +488,7 @@ CASE(blocking_calls)
 	uint64_t writes = oracle_stop(&o);
 	oracle_check(&o, "after the blocking calls");
 	oracle_free(&o);
-	placement(r, "before the destroy");
+	free(placement(r, "before the destroy"));
 	gate_arm(3, r);
 	OK(page_leap_opts(r, leap_region_addr(r), len, target_of(4), fl, &fixed16, &bj));
 	gate_wait();

@@ -202,3 +202,12 @@ clean:
 
 .PHONY: all layout static deps check check-local check-unpriv check-fio check-vm asan tsan demo bench bench-full ycsb measure measure-vm install clean
 .SECONDARY:
+
+# the soak (not in make check): t_stress for SOAK_SECONDS (600) and at least SOAK_WRITES
+# (1e9) writes, every count exact at the end, the region moving back and forth throughout
+# (docs/load.md has a result)
+SOAK_SECONDS ?= 600
+SOAK_WRITES ?= 1000000000
+soak: $(B)/tests/t_stress
+	LEAP_STRESS_SECONDS=$(SOAK_SECONDS) LEAP_STRESS_MIN_WRITES=$(SOAK_WRITES) $(B)/tests/t_stress
+.PHONY: soak

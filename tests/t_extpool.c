@@ -4,7 +4,8 @@
  * page_leap() moves pages out to a node's own pool and page_leap_pool() back in, with
  * writers losing nothing and the kernel agreeing where every page is. The file's rules
  * (a directory gets an unnamed file, a named file must be empty, a disk-like file
- * system is refused), kind checks, the per-region pool limit, and closing a pool that
+ * system is refused; created owner-only, a symlink at the name never followed), kind
+ * checks, the per-region pool limit, and closing a pool that
  * regions still use.
  */
 #include "hp.h"
@@ -186,6 +187,63 @@ static void test_files(struct leap_ctx *ctx, int node)
 	say("pool files: unnamed, named and left empty, non-empty refused, ramfs refused");
 }
 
+/* The file is the user's and the name may be anyone's to place (a shared /tmp): created
+ * owner-only whatever the umask allows; a symlink at the name is never followed, to a
+ * file, to a directory or dangling (-ELOOP, its target untouched, nothing created); a
+ * FIFO is refused without opening it. */
+static void test_file_safety(struct leap_ctx *ctx, int node)
+{
+	char victim[300], link[300], dangling[300], target[300], dirlink[300], fifo[300];
+	struct leap_pool *pool;
+	struct stat st;
+	mode_t old = umask(0);
+	snprintf(victim, sizeof(victim), "%s/named.pool", mnt_tmpfs);
+	OK(leap_pool_open(ctx, victim, node, NULL, &pool));
+	CHECK(stat(victim, &st) == 0 && (st.st_mode & 07777) == 0600,
+	      "created pool file has mode %o, want 0600", (unsigned)(st.st_mode & 07777));
+	leap_pool_close(&pool);
+	unlink(victim);
+	OK(leap_pool_open(ctx, mnt_tmpfs, node, NULL, &pool)); /* the unnamed file */
+	CHECK(fstat(leap_pool_fd(pool), &st) == 0 && (st.st_mode & 07777) == 0600,
+	      "unnamed pool file has mode %o, want 0600", (unsigned)(st.st_mode & 07777));
+	leap_pool_close(&pool);
+	umask(old);
+	/* an empty file of someone else's, and a symlink to it where the pool would go */
+	snprintf(victim, sizeof(victim), "%s/victim", mnt_tmpfs);
+	int fd = open(victim, O_CREAT | O_EXCL | O_WRONLY, 0644);
+	CHECK(fd >= 0, "create %s: %s", victim, strerror(errno));
+	close(fd);
+	snprintf(link, sizeof(link), "%s/link.pool", mnt_tmpfs);
+	CHECK(symlink(victim, link) == 0, "symlink: %s", strerror(errno));
+	ERR(leap_pool_open(ctx, link, node, NULL, &pool), ELOOP);
+	CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the symlink was replaced");
+	CHECK(stat(victim, &st) == 0 && st.st_size == 0 && (st.st_mode & 07777) == 0644,
+	      "the symlink's target was changed");
+	/* dangling: its target must not be created */
+	snprintf(dangling, sizeof(dangling), "%s/dangling.pool", mnt_tmpfs);
+	snprintf(target, sizeof(target), "%s/created-through-link", mnt_tmpfs);
+	CHECK(symlink(target, dangling) == 0, "symlink: %s", strerror(errno));
+	ERR(leap_pool_open(ctx, dangling, node, NULL, &pool), ELOOP);
+	CHECK(lstat(target, &st) != 0 && errno == ENOENT, "a file was created through the link");
+	/* to a directory: no unnamed file through it either */
+	snprintf(dirlink, sizeof(dirlink), "%s/dirlink", mnt_tmpfs);
+	CHECK(symlink(mnt_tmpfs, dirlink) == 0, "symlink: %s", strerror(errno));
+	ERR(leap_pool_open(ctx, dirlink, node, NULL, &pool), ELOOP);
+	/* a FIFO is not opened (an open of it for reading and writing would not block, but a
+	 * device's open may act): refused as not a file */
+	snprintf(fifo, sizeof(fifo), "%s/fifo", mnt_tmpfs);
+	CHECK(mkfifo(fifo, 0600) == 0, "mkfifo: %s", strerror(errno));
+	ERR(leap_pool_open(ctx, fifo, node, NULL, &pool), EOPNOTSUPP);
+	unlink(fifo);
+	unlink(dirlink);
+	unlink(dangling);
+	unlink(link);
+	unlink(victim);
+	CHECK(entries(mnt_tmpfs) == 0, "files left in the tmpfs mount");
+	say("pool files: created 0600 (also unnamed), symlinks to a file, dangling and to a "
+	    "directory refused -ELOOP with nothing touched, a FIFO refused");
+}
+
 /* A region can use 16 external pools; the 17th is -ENOSPC. */
 static void test_slots(struct leap_ctx *ctx, int node)
 {
@@ -288,6 +346,7 @@ int main(void)
 	}
 	test_tmpfs(ctx, nodes, nn);
 	test_files(ctx, nodes[nn - 1]);
+	test_file_safety(ctx, nodes[nn - 1]);
 	test_slots(ctx, nodes[0]);
 	test_hugetlbfs(ctx, nodes, nn);
 	test_thp_file(ctx, nodes[nn - 1]);

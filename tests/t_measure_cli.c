@@ -789,7 +789,7 @@ CASE(help)
 	/* every option the parser takes is in it */
 	static const char *const opts[] = { "--json", "--save-json", "--plot", "--what", "--rounds",
 					    "--latency-mb", "--bandwidth-mb", "--label-mb", "--trips",
-					    "--max-cpus", "--keep" };
+					    "--max-cpus", "--keep", "--force" };
 	for (size_t i = 0; i < sizeof(opts) / sizeof(*opts); i++)
 		if (!strstr(r.out, opts[i]))
 			BAD("--help: %s is not in the usage", opts[i]);

@@ -9,7 +9,10 @@
  * atomic adds, no sequence went backwards, every job moved every page, and every page is
  * on the last job's node (kernel and library).
  * Parameters: LEAP_STRESS_WRITERS (2, at most 7), LEAP_STRESS_ATOMIC (1),
- * LEAP_STRESS_READERS (1), LEAP_STRESS_MB (64), LEAP_STRESS_SECONDS (10), LEAP_SEED.
+ * LEAP_STRESS_READERS (1), LEAP_STRESS_MB (64), LEAP_STRESS_SECONDS (10), LEAP_SEED;
+ * LEAP_STRESS_MIN_WRITES (0): keep migrating past the time until the writers made that
+ * many writes, plain and atomic (the soak, `make soak`: 1e9 writes and at least 10
+ * minutes, docs/load.md); every shared word is checked against its own count too.
  */
 #include "oracle.h"
 
@@ -73,13 +76,17 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* count[0..NATOM): this thread's adds per shared word; count[NATOM]: its total (read by
+ * main during a soak, hence an atomic store; only this thread writes it) */
 static void *atomic_main(void *arg)
 {
 	uint64_t *count = arg, s = seed0 ^ (uint64_t)(uintptr_t)arg;
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		for (int k = 0; k < 64; k++) {
-			__atomic_fetch_add(&words[atom_line((int)(rnd(&s) % NATOM)) * 8 + 7], 1, ORDER);
-			(*count)++;
+			int a = (int)(rnd(&s) % NATOM);
+			__atomic_fetch_add(&words[atom_line(a) * 8 + 7], 1, ORDER);
+			count[a]++;
+			__atomic_store_n(&count[NATOM], count[NATOM] + 1, __ATOMIC_RELAXED);
 		}
 	}
 	return NULL;
@@ -105,6 +112,19 @@ static void *reader_main(void *arg)
 	return (void *)(uintptr_t)checks;
 }
 
+/* Writes so far: each writer publishes its count in its sequence word. */
+static uint64_t (*acount_live)[NATOM + 1];
+static long natomic_live;
+static uint64_t writes_so_far(void)
+{
+	uint64_t n = 0;
+	for (long i = 0; i < natomic_live; i++) /* racy read of a growing count: a lower bound */
+		n += __atomic_load_n(&acount_live[i][NATOM], __ATOMIC_RELAXED);
+	for (long i = 0; i < nwriters; i++)
+		n += __atomic_load_n(&words[seq_line(i) * 8 + 7], ORDER);
+	return n;
+}
+
 int main(void)
 {
 	t_name = "t_stress";
@@ -113,6 +133,7 @@ int main(void)
 	long natomic = env_long("LEAP_STRESS_ATOMIC", 1), nreaders = env_long("LEAP_STRESS_READERS", 1);
 	size_t mb = (size_t)env_long("LEAP_STRESS_MB", 64);
 	double secs = (double)env_long("LEAP_STRESS_SECONDS", 10);
+	uint64_t min_writes = (uint64_t)env_long("LEAP_STRESS_MIN_WRITES", 0); /* both kinds */
 	CHECK(nwriters >= 0 && nwriters <= 7 && natomic >= 0 && natomic <= 8 && nreaders >= 0 &&
 		      nreaders <= 8,
 	      "parameters out of range");
@@ -128,14 +149,16 @@ int main(void)
 	lines = len / 64;
 
 	struct writer w[8];
-	uint64_t acount[8] = { 0 };
+	static uint64_t acount[8][NATOM + 1];
 	pthread_t at[8], rt[8];
 	for (long i = 0; i < nwriters; i++) {
 		w[i] = (struct writer){ .id = i, .shadow = calloc(lines, sizeof(uint32_t)) };
 		pthread_create(&w[i].th, NULL, writer_main, &w[i]);
 	}
+	acount_live = acount;
+	natomic_live = natomic;
 	for (long i = 0; i < natomic; i++)
-		pthread_create(&at[i], NULL, atomic_main, &acount[i]);
+		pthread_create(&at[i], NULL, atomic_main, acount[i]);
 	for (long i = 0; i < nreaders; i++)
 		pthread_create(&rt[i], NULL, reader_main, NULL);
 
@@ -145,7 +168,7 @@ int main(void)
 	uint64_t moved = 0, faults = 0, p99max = 0, stallmax = 0, gran_last = 0, gmin = UINT64_MAX,
 		 gmax = 0, p50sum = 0, nstat = 0;
 	double t0 = now(), busy = 0;
-	for (int it = 0; now() - t0 < secs || it % 2; it++) {
+	for (int it = 0; now() - t0 < secs || it % 2 || writes_so_far() < min_writes; it++) {
 		int target = nodes[(size_t)(it + 1) % (size_t)nn];
 		struct leap_job *j[2] = { 0 };
 		int parts = it % 2 ? 2 : 1;
@@ -184,7 +207,7 @@ int main(void)
 	uint64_t adds = 0, checks = 0;
 	for (long i = 0; i < natomic; i++) {
 		pthread_join(at[i], NULL);
-		adds += acount[i];
+		adds += acount[i][NATOM];
 	}
 	for (long i = 0; i < nreaders; i++) {
 		void *rv;
@@ -205,19 +228,26 @@ int main(void)
 		free(w[i].shadow);
 	}
 	uint64_t sum = 0;
-	for (int k = 0; k < NATOM; k++)
+	for (int k = 0; k < NATOM; k++) {
+		uint64_t want = 0;
+		for (long i = 0; i < natomic; i++)
+			want += acount[i][k];
+		CHECK(words[atom_line(k) * 8 + 7] == want,
+		      "atomic word %d: %" PRIu64 " in memory, %" PRIu64 " adds (seed %" PRIu64 ")", k,
+		      words[atom_line(k) * 8 + 7], want, seed0);
 		sum += words[atom_line(k) * 8 + 7];
+	}
 	CHECK(sum == adds, "atomic words sum to %" PRIu64 ", %" PRIu64 " adds (seed %" PRIu64 ")", sum,
 	      adds, seed0);
 	expect_kernel_node(words, np, last, "after the last job");
 	for (size_t k = 0; k < np; k += 97)
 		CHECK(leap_node_of(r, (char *)words + k * PG) == last, "library node of page %zu", k);
-	say("measured %ld writers, %ld atomic, %ld readers, %zu MiB, %d jobs in %.1f s: "
+	say("measured %.0f s, %ld writers, %ld atomic, %ld readers, %zu MiB, %d jobs in %.1f s: "
 	    "%.2f GB/s migrated, %" PRIu64 " writes + %" PRIu64 " atomic adds exact, %" PRIu64
-	    " writer waits, stall p50 %.1f us (mean over jobs) p99 %.1f us max %.1f us, granularity "
+	    " writer waits, %" PRIu64 " pages (%.1f GiB) moved, stall p50 %.1f us (mean over jobs) p99 %.1f us max %.1f us, granularity "
 	    "last %" PRIu64 " KiB (seen %" PRIu64 "..%" PRIu64 " KiB)",
-	    nwriters, natomic, nreaders, mb, jobs, busy, (double)moved * PG / busy / 1e9, writes,
-	    adds, faults, nstat ? (double)p50sum / (double)nstat / 1e3 : 0.0, (double)p99max / 1e3,
+	    now() - t0, nwriters, natomic, nreaders, mb, jobs, busy, (double)moved * PG / busy / 1e9, writes,
+	    adds, faults, moved, (double)moved * PG / (double)(1u << 30), nstat ? (double)p50sum / (double)nstat / 1e3 : 0.0, (double)p99max / 1e3,
 	    (double)stallmax / 1e3, gran_last >> 10, gmin >> 10, gmax >> 10);
 	(void)checks;
 	leap_region_destroy(&r);

@@ -67,6 +67,7 @@ static const char bench_usage[] =
 	"  --json | --csv       machine-readable output instead of the table\n"
 	"  --plot DIR           also write DIR/bench.csv and PNG/SVG plots (gnuplot)\n"
 	"  --save-json FILE     also write the JSON to FILE   --save-csv FILE  the CSV\n"
+	"  --force              replace output files that exist (else refused, before the run)\n"
 	"  --no-progress        no progress bar (there is none when stderr is not a terminal)\n"
 	"  --row-log            one line per row on stderr as it ends, with its wall time\n";
 
@@ -956,6 +957,8 @@ static int parse_args(int argc, char **argv, struct bench_config *c)
 			c->progress = false;
 		} else if (!strcmp(a, "--row-log")) {
 			c->row_log = true;
+		} else if (!strcmp(a, "--force")) {
+			c->force = true;
 		} else if (!strcmp(a, "--from") || !strcmp(a, "--to")) {
 			NEED_ARG;
 			long n = strtol(v, &end, 10);
@@ -1128,7 +1131,7 @@ static int save(const char *path,
 		const struct bench_config *c, const struct bench_machine *mc,
 		const struct bench_result *res, size_t n)
 {
-	FILE *f = fopen(path, "w");
+	FILE *f = sys_create(path, c->force);
 	if (f) {
 		if (print)
 			print(f, c, mc, res, n);
@@ -1137,7 +1140,7 @@ static int save(const char *path,
 		if (fclose(f) == 0)
 			return 0;
 	}
-	fprintf(stderr, "pageleap: bench: cannot write %s: %s\n", path, strerror(errno));
+	sys_say_create("bench", path, errno);
 	return 1;
 }
 
@@ -1155,6 +1158,18 @@ int cmd_bench(int argc, char **argv)
 		fprintf(stderr, "pageleap: bench: cannot create %s: %s\n", c.plot_dir, strerror(errno));
 		return 1;
 	}
+	/* and an output file that exists is refused now, not after the run */
+	char plot_csv[4096] = "", plot_gp[4096] = "";
+	if (c.plot_dir) {
+		snprintf(plot_csv, sizeof(plot_csv), "%s/bench.csv", c.plot_dir);
+		snprintf(plot_gp, sizeof(plot_gp), "%s/bench.gp", c.plot_dir);
+	}
+	const char *outs[] = { c.save_json, c.save_csv, plot_csv, plot_gp };
+	for (size_t k = 0; k < sizeof(outs) / sizeof(outs[0]); k++)
+		if (outs[k] && outs[k][0] && (rc = sys_may_create(outs[k], c.force))) {
+			sys_say_create("bench", outs[k], -rc);
+			return 1;
+		}
 	machine_info(&b.mc);
 	if ((rc = leap_ctx_new(NULL, &b.ctx)) != 0) {
 		fprintf(stderr, "pageleap: bench: cannot start the library: %s\n", leap_strerror(rc));
@@ -1250,9 +1265,9 @@ int cmd_bench(int argc, char **argv)
 	if (c.plot_dir) {
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/bench.csv", c.plot_dir);
-		FILE *f = fopen(path, "w");
+		FILE *f = sys_create(path, c.force);
 		if (!f) {
-			fprintf(stderr, "pageleap: bench: cannot write %s: %s\n", path, strerror(errno));
+			sys_say_create("bench", path, errno);
 			rc = 1;
 		} else {
 			bench_print_csv(f, &b.mc, res, n);
@@ -1260,9 +1275,10 @@ int cmd_bench(int argc, char **argv)
 			char title[320];
 			snprintf(title, sizeof(title), "%s, %d node(s)%s", b.mc.kernel, b.mc.memory_nodes,
 				 b.mc.emulated ? ", emulated (not hardware timings)" : "");
-			int prc = bench_plot(path, c.plot_dir, title);
+			int prc = bench_plot(path, c.plot_dir, title, c.force);
 			if (prc) {
-				fprintf(stderr, "pageleap: bench: plots not made: %s\n", strerror(-prc));
+				fprintf(stderr, "pageleap: bench: plots not made: %s%s\n", strerror(-prc),
+					prc == -EEXIST ? " (bench.gp exists; --force replaces it)" : "");
 				rc = 1;
 			}
 		}

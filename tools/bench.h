@@ -115,6 +115,7 @@ struct bench_config {
 	bool json, csv, progress, row_log;
 	const char *plot_dir;
 	const char *save_json, *save_csv; /* also written there */
+	bool force;			  /* --force: replace existing output files */
 };
 
 /* What the emulated full run leaves out of a method (bench_config.scaled_out). */
@@ -138,6 +139,6 @@ void bench_print_json(FILE *f, const struct bench_config *c, const struct bench_
 void bench_print_csv(FILE *f, const struct bench_machine *mc, const struct bench_result *res,
 		     size_t n);
 /* Write DIR/bench.gp and run gnuplot on csv: PNG and SVG plots in dir. 0 or -errno. */
-int bench_plot(const char *csv, const char *dir, const char *title);
+int bench_plot(const char *csv, const char *dir, const char *title, bool force);
 
 #endif /* LEAP_BENCH_H */

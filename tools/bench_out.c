@@ -490,7 +490,7 @@ static int csv_writer_shape(const char *csv, unsigned *wsize, unsigned *maxw, bo
 	return header ? -EINVAL : 0;
 }
 
-int bench_plot(const char *csv, const char *dir, const char *title)
+int bench_plot(const char *csv, const char *dir, const char *title, bool force)
 {
 	unsigned wsize = 0, maxw = 0;
 	bool have[64] = { false };
@@ -501,7 +501,7 @@ int bench_plot(const char *csv, const char *dir, const char *title)
 		return -errno;
 	char gp[4096];
 	snprintf(gp, sizeof(gp), "%s/bench.gp", dir);
-	FILE *f = fopen(gp, "w");
+	FILE *f = sys_create(gp, force);
 	if (!f)
 		return -errno;
 	/* gnuplot strings in single quotes: a quote inside is written twice */
@@ -527,20 +527,31 @@ int bench_plot(const char *csv, const char *dir, const char *title)
 }
 
 static const char plot_usage[] =
-	"usage: pageleap plot CSV DIR [--title TEXT]\n"
-	"  draw the plots of a `pageleap bench --csv` result (e.g. one a guest printed) into DIR\n";
+	"usage: pageleap plot CSV DIR [--title TEXT] [--force]\n"
+	"  draw the plots of a `pageleap bench --csv` result (e.g. one a guest printed) into DIR\n"
+	"  (DIR/bench.gp must not exist unless --force; gnuplot replaces the images)\n";
 
 int cmd_plot(int argc, char **argv)
 {
 	const char *title = "pageleap bench";
+	bool force = false;
+	if (argc > 2 && !strcmp(argv[argc - 1], "--force")) {
+		force = true;
+		argc--;
+	}
 	if (argc == 4 && !strcmp(argv[2], "--title"))
 		title = argv[3];
 	else if (argc != 2)
 		return cli_usage(plot_usage, "plot: %s", "wants a CSV file and a directory");
-	int rc = bench_plot(argv[0], argv[1], title);
+	int rc = bench_plot(argv[0], argv[1], title, force);
 	if (rc) {
-		fprintf(stderr, "pageleap: plot: %s: %s\n", argv[0],
-			rc == -EINVAL ? "not a pageleap bench CSV" : strerror(-rc));
+		char gp[4096];
+		snprintf(gp, sizeof(gp), "%s/bench.gp", argv[1]);
+		if (rc == -EEXIST || rc == -ELOOP)
+			sys_say_create("plot", gp, -rc);
+		else
+			fprintf(stderr, "pageleap: plot: %s: %s\n", argv[0],
+				rc == -EINVAL ? "not a pageleap bench CSV" : strerror(-rc));
 		return 1;
 	}
 	printf("plots in %s: throughput_vs_size, throughput_vs_writers, stalls (.png, .svg)\n", argv[1]);

@@ -45,6 +45,7 @@ static const char measure_usage[] =
 	"  (core-to-core for 64 CPUs, memory labelling, affinity monitor) judged: MET or NOT MET.\n"
 	"  --json               one JSON object instead of the table\n"
 	"  --save-json FILE     also write the JSON to FILE\n"
+	"  --force              replace output files that exist (else refused, before measuring)\n"
 	"  --plot FILE.png      also draw heat maps of the core-to-core and latency matrices and\n"
 	"                       each chunk's latency from each coherence domain (gnuplot; the\n"
 	"                       script, its data inline, is kept as FILE.gp)\n"
@@ -86,6 +87,7 @@ static const struct {
 struct mopts {
 	int json;
 	const char *plot, *save_json;
+	bool force; /* --force: replace existing output files */
 	struct leap_measure_opts o;
 };
 
@@ -138,6 +140,8 @@ static int parse(int argc, char **argv, struct mopts *c)
 			c->json = 1;
 		} else if (!strcmp(a, "--keep")) {
 			c->o.what |= LEAP_MEASURE_KEEP;
+		} else if (!strcmp(a, "--force")) {
+			c->force = true;
 		} else if (!strcmp(a, "--plot")) {
 			c->plot = argv[++i];
 		} else if (!strcmp(a, "--save-json")) {
@@ -959,13 +963,13 @@ int cmd_measure(int argc, char **argv)
 		size_t n = strlen(c.plot);
 		n -= n > 4 && !strcmp(c.plot + n - 4, ".png") ? 4 : 0;
 		snprintf(gp, sizeof(gp), "%.*s.gp", (int)n, c.plot);
-		if (!(gf = fopen(gp, "w"))) {
-			fprintf(stderr, "pageleap: topo: cannot write %s: %s\n", gp, strerror(errno));
+		if (!(gf = sys_create(gp, c.force))) {
+			sys_say_create("topo", gp, errno);
 			return 1;
 		}
 	}
-	if (c.save_json && !(jf = fopen(c.save_json, "w"))) {
-		fprintf(stderr, "pageleap: topo: cannot write %s: %s\n", c.save_json, strerror(errno));
+	if (c.save_json && !(jf = sys_create(c.save_json, c.force))) {
+		sys_say_create("topo", c.save_json, errno);
 		if (gf)
 			fclose(gf);
 		return 1;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -154,6 +155,43 @@ uint64_t sys_move_pages(char *p, size_t len, size_t pgsz, int node, unsigned bat
 	left = todo;
 	free(pages), free(nodes), free(status);
 	return left;
+}
+
+FILE *sys_create(const char *path, bool force)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (force ? O_TRUNC : O_EXCL),
+		      0644);
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, "w");
+	if (!f) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return f;
+}
+
+int sys_may_create(const char *path, bool force)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return 0; /* nothing there (or the create will say what is wrong) */
+	if (S_ISLNK(st.st_mode))
+		return -ELOOP;
+	return force && S_ISREG(st.st_mode) ? 0 : -EEXIST;
+}
+
+void sys_say_create(const char *cmd, const char *path, int err)
+{
+	if (err == EEXIST)
+		fprintf(stderr, "pageleap: %s: %s exists: not overwritten (--force replaces it)\n",
+			cmd, path);
+	else if (err == ELOOP)
+		fprintf(stderr, "pageleap: %s: %s is a symbolic link: not written through\n", cmd,
+			path);
+	else
+		fprintf(stderr, "pageleap: %s: cannot write %s: %s\n", cmd, path, strerror(err));
 }
 
 int sys_read_int(const char *path)

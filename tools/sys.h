@@ -19,6 +19,18 @@
 #define PG4K ((size_t)4096)
 #define PG2M ((size_t)2 << 20)
 
+/*
+ * Output files (--save-json, --save-csv, --plot): a new file is created (O_EXCL, mode
+ * 0644 less the umask); a file already at the name is refused (EEXIST) unless force
+ * (--force), which truncates it; a symbolic link at the name is never written through
+ * (ELOOP), even with force. sys_create() returns NULL with errno set; sys_may_create()
+ * says in advance (0 or -errno) so a long run fails before it starts; sys_say_create()
+ * prints why a create failed, naming --force where it would help.
+ */
+FILE *sys_create(const char *path, bool force);
+int sys_may_create(const char *path, bool force);
+void sys_say_create(const char *cmd, const char *path, int err);
+
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t sys_now_ns(void);
 /* True under QEMU's software emulation (TCG): its timings are not hardware timings.

@@ -77,6 +77,7 @@ static const char usage[] =
 	"  --plot DIR         timeline plot (throughput vs time, one line per method) and its\n"
 	"                     data into DIR (gnuplot)\n"
 	"  --save-json FILE   also write the JSON to FILE\n"
+	"  --force            replace output files that exist (else refused, before the run)\n"
 	"  --seed N           random seed (default 1)\n"
 	"  --no-progress      no progress line on a terminal\n";
 
@@ -899,6 +900,8 @@ static int parse_args(int argc, char **argv, struct ycsb_config *c)
 			c->json = true;
 		} else if (!strcmp(a, "--no-progress")) {
 			c->progress = false;
+		} else if (!strcmp(a, "--force")) {
+			c->force = true;
 		} else if (!v) {
 			static const char *const valued[] = { "--workload", "--dist", "--method", "--keys",
 				"--threads", "--warmup", "--after", "--max-migration", "--seed", "--plot",
@@ -994,6 +997,18 @@ int cmd_ycsb(int argc, char **argv)
 	int rc = parse_args(argc, argv, &c);
 	if (rc)
 		return rc;
+	/* an output file that exists is refused now, not after the run */
+	char dat[4096] = "", gp[4096] = "";
+	if (c.plot_dir) {
+		snprintf(dat, sizeof(dat), "%s/timeline.dat", c.plot_dir);
+		snprintf(gp, sizeof(gp), "%s/ycsb.gp", c.plot_dir);
+	}
+	const char *outs[] = { c.save_json, dat, gp };
+	for (size_t k = 0; k < sizeof(outs) / sizeof(outs[0]); k++)
+		if (outs[k] && outs[k][0] && (rc = sys_may_create(outs[k], c.force))) {
+			sys_say_create("ycsb", outs[k], -rc);
+			return 1;
+		}
 	if (numa_available() < 0) {
 		fprintf(stderr, "pageleap: ycsb: no NUMA support in this kernel\n");
 		return 1;
@@ -1061,9 +1076,9 @@ int cmd_ycsb(int argc, char **argv)
 		ycsb_print_table(stdout, &c, &mc, res, n);
 	int ret = 0;
 	if (c.save_json) {
-		FILE *f = fopen(c.save_json, "w");
+		FILE *f = sys_create(c.save_json, c.force);
 		if (!f) {
-			fprintf(stderr, "pageleap: ycsb: cannot write %s: %s\n", c.save_json, strerror(errno));
+			sys_say_create("ycsb", c.save_json, errno);
 			ret = 1;
 		} else {
 			ycsb_print_json(f, &c, &mc, res, n);

@@ -70,6 +70,7 @@ struct ycsb_config {
 	bool method_on[16];
 	bool json, progress;
 	const char *plot_dir, *save_json;
+	bool force; /* --force: replace existing output files */
 	uint64_t seed;
 };
 

@@ -247,7 +247,7 @@ int ycsb_plot(const char *dir, const struct ycsb_config *c, const struct ycsb_ma
 	char dat[4096], gp[4096];
 	snprintf(dat, sizeof(dat), "%s/timeline.dat", dir);
 	snprintf(gp, sizeof(gp), "%s/ycsb.gp", dir);
-	FILE *f = fopen(dat, "w");
+	FILE *f = sys_create(dat, c->force);
 	if (!f)
 		return -errno;
 	double start = 0;
@@ -265,7 +265,7 @@ int ycsb_plot(const char *dir, const struct ycsb_config *c, const struct ycsb_ma
 		return -errno;
 	if (!blocks)
 		return -ENODATA;
-	f = fopen(gp, "w");
+	f = sys_create(gp, c->force);
 	if (!f)
 		return -errno;
 	fputs("# made by pageleap ycsb; run again with: gnuplot ycsb.gp\ndat = ", f);

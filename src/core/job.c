@@ -768,7 +768,7 @@ int leap__job_spawn(void (*fn)(struct leap_job *), void *arg,
 	pthread_t t;
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	int rc = -pthread_create(&t, &at, spawn_main, j);
+	int rc = leap__sys_thread_create(&t, &at, spawn_main, j);
 	pthread_attr_destroy(&at);
 	if (rc) {
 		job_free_unstarted(j);

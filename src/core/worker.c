@@ -60,10 +60,10 @@ static int start_thread(struct leap__worker *w, pthread_t *th, const cpu_set_t *
 	pthread_attr_init(&attr);
 	if (CPU_COUNT(set))
 		pthread_attr_setaffinity_np(&attr, sizeof(*set), set);
-	int rc = -pthread_create(th, &attr, worker_main, w);
+	int rc = leap__sys_thread_create(th, &attr, worker_main, w);
 	pthread_attr_destroy(&attr);
 	if (rc == -EINVAL && CPU_COUNT(set)) /* the node's CPUs are outside our cpuset */
-		rc = -pthread_create(th, NULL, worker_main, w);
+		rc = leap__sys_thread_create(th, NULL, worker_main, w);
 	return rc;
 }
 

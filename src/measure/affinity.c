@@ -270,7 +270,7 @@ LEAP_API int leap_affinity_start(const struct leap_topo *topo, const struct leap
 	pthread_cond_init(&a->stop_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	if (!o.no_thread) {
-		int rc = pthread_create(&a->thread, NULL, monitor_main, a);
+		int rc = -leap__sys_thread_create(&a->thread, NULL, monitor_main, a);
 		if (rc) {
 			a->has_thread = false;
 			leap_affinity_stop(&a);

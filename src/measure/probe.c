@@ -130,7 +130,7 @@ int leap__prober_new(struct leap__prober **out)
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
-	int rc = pthread_create(&p->thread, NULL, prober_main, p);
+	int rc = -leap__sys_thread_create(&p->thread, NULL, prober_main, p);
 	if (rc) {
 		pthread_mutex_destroy(&p->lock);
 		pthread_cond_destroy(&p->cond);
@@ -367,7 +367,7 @@ int leap__probe_read(const int *cpus, int n, const char *buf, uint64_t bytes, do
 	for (; made < n; made++) {
 		r[made] = (struct reader){ .cpu = cpus[made], .go = &go, .words = words,
 					   .from = (const uint64_t *)buf + (uint64_t)made * words };
-		if (made < n - 1 && (rc = -pthread_create(&r[made].thread, NULL, reader_main, &r[made])))
+		if (made < n - 1 && (rc = leap__sys_thread_create(&r[made].thread, NULL, reader_main, &r[made])))
 			break;
 	}
 	atomic_store(&go, rc ? -1 : 1);

@@ -12,6 +12,7 @@
 
 #include "util/util.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,10 @@ void leap__sys_close(int fd);
 int leap__sys_task_open(int tid);
 int leap__sys_task_cpu(int fd);
 int leap__sys_gettid(void);
+/* pthread_create() for the library's own threads, with every asynchronous signal blocked
+ * in the new thread (a program's signals go to the program's threads). 0 or -errno. */
+int leap__sys_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+			    void *arg);
 
 /* ------------------------------------------------------------ uffd.c */
 /* What leap__uffd_open_wp() got, or what refused it (errno values, 0: not tried or fine). */

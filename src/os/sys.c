@@ -4,6 +4,13 @@
  * Contract: every function returns 0 (or a count) on success and -errno on failure,
  * never touches library state and is safe to call from any thread. Offsets and lengths
  * come in pages and are converted to bytes here. NUMA calls go through libnuma.
+ *
+ * Signals: the program's threads that call into the library may take signals at any rate
+ * (a SIGALRM timer installed without SA_RESTART). A call that the kernel ends early with
+ * EINTR for a signal that is not fatal (hugetlbfs fallocate does so for any pending
+ * signal, shmem's did in older kernels; 6.18's stops only for fatal ones) is repeated here, so EINTR never reaches the library's callers; each such call
+ * is idempotent over its range. The library's own threads block the asynchronous
+ * signals (leap__sys_thread_create), so a process-directed signal never lands on them.
  */
 #include "os/os.h"
 
@@ -12,6 +19,7 @@
 #include <limits.h>
 #include <numa.h>
 #include <numaif.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +59,10 @@ int leap__sys_memfd(const char *name, int kind)
  * THP pools allocate by faulting, which does not extend the file as fallocate does. */
 int leap__sys_truncate(int fd, uint64_t npages)
 {
-	return ftruncate(fd, (off_t)(npages * LEAP_PG)) == 0 ? 0 : -errno;
+	int rc;
+	while ((rc = ftruncate(fd, (off_t)(npages * LEAP_PG))) != 0 && errno == EINTR)
+		;
+	return rc == 0 ? 0 : -errno;
 }
 
 static int read_line(const char *path, char *buf, size_t len)
@@ -159,24 +170,56 @@ uint64_t leap__sys_free_hugepages(int node)
  * created if missing and must be empty. The file system decides the kind: hugetlbfs is
  * hugetlb; tmpfs is small pages or THP as asked; a DAX file (statx) is small pages.
  * Anything else is page cache backed by a disk: not memory a pool can promise.
+ *
+ * Where the name may be another user's to place (a shared /tmp or /dev/shm), a symlink
+ * there must not redirect the library to a file of the attacker's choosing: the last
+ * component of path is never followed (-ELOOP), neither when creating nor when opening
+ * what exists, and what is opened is what was looked at: the name is first pinned with
+ * O_PATH, checked (a regular file or a directory; nothing else is opened for writing,
+ * a device might act on the open), then opened and compared by device and inode with
+ * what was pinned, so a rename in between is refused (-EAGAIN). Files are created 0600
+ * (owner only; the umask can only remove bits), the unnamed file too.
  */
+static int open_existing(const char *path, bool *is_dir)
+{
+	int pin = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (pin < 0)
+		return -errno;
+	struct stat ps, st;
+	int fd;
+	if (fstat(pin, &ps) != 0)
+		fd = -errno;
+	else if (S_ISLNK(ps.st_mode))
+		fd = -ELOOP;
+	else if (S_ISDIR(ps.st_mode))
+		fd = (fd = openat(pin, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0 ? -errno : fd;
+	else if (!S_ISREG(ps.st_mode))
+		fd = -EOPNOTSUPP; /* device DAX and other devices: not supported yet */
+	else
+		fd = (fd = open(path, O_RDWR | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)) < 0 ? -errno : fd;
+	if (fd >= 0 && !S_ISDIR(ps.st_mode) &&
+	    (fstat(fd, &st) != 0 || st.st_dev != ps.st_dev || st.st_ino != ps.st_ino)) {
+		close(fd);
+		fd = -EAGAIN; /* the name was replaced between the look and the open */
+	}
+	*is_dir = S_ISDIR(ps.st_mode);
+	close(pin);
+	return fd;
+}
+
 int leap__sys_open_pool_file(const char *path, int *kind, bool *dax, uint64_t *fs_free)
 {
 	struct stat st;
-	int fd;
-	bool created = false;
-	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-		fd = open(path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	} else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-		return -EOPNOTSUPP; /* device DAX and other devices: not supported yet */
-	} else {
-		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		created = fd >= 0;
-		if (fd < 0 && errno == EEXIST)
-			fd = open(path, O_RDWR | O_CLOEXEC);
-	}
+	bool is_dir = false;
+	/* O_EXCL with O_CREAT never follows a symlink (EEXIST), O_NOFOLLOW says so twice */
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	bool created = fd >= 0;
+	if (fd < 0 && (errno == EEXIST || errno == EISDIR))
+		fd = open_existing(path, &is_dir);
+	else if (fd < 0)
+		fd = -errno;
 	if (fd < 0)
-		return -errno;
+		return fd;
 	struct statfs sf;
 	int rc = 0;
 	if (fstat(fd, &st) != 0 || fstatfs(fd, &sf) != 0)
@@ -193,11 +236,8 @@ int leap__sys_open_pool_file(const char *path, int *kind, bool *dax, uint64_t *f
 			char dir[4096];
 			snprintf(dir, sizeof(dir), "%s", path);
 			char *slash = strrchr(dir, '/');
-			if (!S_ISDIR(st.st_mode) && slash)
-				*slash = 0; /* the file's directory (st is the file now) */
-			struct stat ds;
-			if (stat(path, &ds) == 0 && S_ISDIR(ds.st_mode))
-				snprintf(dir, sizeof(dir), "%s", path);
+			if (!is_dir && slash)
+				*slash = 0; /* the file's directory */
 			if (!tmpfs_thp_ok(dir[0] ? dir : "/"))
 				rc = -EOPNOTSUPP;
 		}
@@ -287,7 +327,10 @@ int leap__sys_populate_write(void *addr, uint64_t npages)
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-	if (madvise(addr, npages * LEAP_PG, MADV_POPULATE_WRITE) != 0 && errno != EINVAL)
+	int rc;
+	while ((rc = madvise(addr, npages * LEAP_PG, MADV_POPULATE_WRITE)) != 0 && errno == EINTR)
+		;
+	if (rc != 0 && errno != EINVAL)
 		return errno == EFAULT ? -ENOMEM : -errno;
 	return 0;
 }
@@ -324,7 +367,13 @@ int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages, int node, int 
 			return rc;
 	}
 	int rc = 0;
-	if (fallocate(fd, 0, (off_t)(pg_off * LEAP_PG), (off_t)(npages * LEAP_PG)) != 0)
+	/* hugetlbfs (and shmem in older kernels) stops at any pending signal (EINTR) with
+	 * part of the range allocated: allocating the range again is harmless (t_signals) */
+	int frc;
+	while ((frc = fallocate(fd, 0, (off_t)(pg_off * LEAP_PG), (off_t)(npages * LEAP_PG))) != 0 &&
+	       errno == EINTR)
+		;
+	if (frc != 0)
 		rc = errno == ENOSPC ? (kind == LEAP_PAGES_HUGETLB ? -ENOSPC : -ENOMEM) : -errno;
 	if (bound)
 		set_mempolicy(old_mode, old_mode == MPOL_DEFAULT ? NULL : old,
@@ -335,10 +384,12 @@ int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages, int node, int 
 /* Give the file's pages in [pg_off, pg_off+npages) back to the kernel. */
 int leap__sys_punch(int fd, uint64_t pg_off, uint64_t npages)
 {
-	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(pg_off * LEAP_PG),
-		      (off_t)(npages * LEAP_PG)) != 0)
-		return -errno;
-	return 0;
+	int rc;
+	while ((rc = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			       (off_t)(pg_off * LEAP_PG), (off_t)(npages * LEAP_PG))) != 0 &&
+	       errno == EINTR)
+		;
+	return rc == 0 ? 0 : -errno;
 }
 
 /*
@@ -438,6 +489,28 @@ int leap__sys_task_cpu(int fd)
 int leap__sys_gettid(void)
 {
 	return (int)syscall(SYS_gettid);
+}
+
+/*
+ * Create a library thread (a copy worker, the fault listener, a coordinator, a prober)
+ * with the asynchronous signals blocked: the mask is inherited at creation, so no signal
+ * can reach the thread before it runs. Such a signal is the program's (its timer, its
+ * SIGINT, SIGCHLD): delivered to a library thread it would run the program's handler
+ * there and end the thread's system calls early. Faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+ * SIGTRAP, SIGSYS) stay unblocked: a fault in a library thread still acts as a fault.
+ */
+int leap__sys_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
+			    void *arg)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	static const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS };
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		sigdelset(&all, faults[i]);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(t, attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -rc;
 }
 
 void leap__sys_close(int fd)

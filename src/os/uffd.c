@@ -145,8 +145,10 @@ int leap__uffd_drain(int fd, void (*fn)(uintptr_t addr, void *arg), void *arg)
 	int n = 0;
 	for (;;) {
 		ssize_t r = read(fd, m, sizeof(m));
+		if (r < 0 && errno == EINTR)
+			continue;
 		if (r <= 0)
-			return n;
+			return n; /* EAGAIN: drained */
 		for (size_t i = 0; i < (size_t)r / sizeof(m[0]); i++, n++)
 			if (m[i].event == UFFD_EVENT_PAGEFAULT)
 				fn((uintptr_t)m[i].arg.pagefault.address, arg);
@@ -161,9 +163,9 @@ int leap__sys_stopper_new(int stop[2])
 void leap__sys_stopper_signal(const int stop[2])
 {
 	char c = 0;
-	if (write(stop[1], &c, 1) != 1) {
-		/* the pipe cannot be full: one byte is ever written */
-	}
+	/* the pipe cannot be full: one byte is ever written; a signal may interrupt it */
+	while (write(stop[1], &c, 1) != 1 && errno == EINTR)
+		;
 }
 
 void leap__sys_stopper_close(const int stop[2])

@@ -34,7 +34,15 @@ static int read_nodes(struct leap_topo *t, int numa)
 		t->online[n] = numa ? node_exists(n) : 1;
 		long long freeb = 0, total = 0;
 		if (numa && t->online[n]) {
+			errno = 0;
 			total = numa_node_size64(n, &freeb);
+			if (total < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOMEM)) {
+				/* out of descriptors (t_limits) is not "no memory": a node
+				 * read as memoryless would fail every later call -ENODEV */
+				int rc = -errno;
+				numa_bitmask_free(cpus);
+				return rc;
+			}
 		} else if (!numa) {
 			struct sysinfo si;
 			sysinfo(&si);
@@ -52,10 +60,14 @@ static int read_nodes(struct leap_topo *t, int numa)
 		if (!numa) {
 			for (int c = 0; c < ncpu_all; c++)
 				t->cpus[n][k++] = c;
-		} else if (t->online[n] && numa_node_to_cpus(n, cpus) == 0) {
+		} else if (t->online[n] && (errno = 0, numa_node_to_cpus(n, cpus) == 0)) {
 			for (unsigned c = 0; c < cpus->size && k < ncpu_all; c++)
 				if (numa_bitmask_isbitset(cpus, c))
 					t->cpus[n][k++] = (int)c;
+		} else if (t->online[n] && (errno == EMFILE || errno == ENFILE)) {
+			int rc = -errno; /* a node read as CPU-less would be wrong for good */
+			numa_bitmask_free(cpus);
+			return rc;
 		}
 		t->ncpus[n] = k;
 	}

@@ -103,7 +103,7 @@ int leap__wp_new(unsigned modes, struct leap__wp **out, const char **how)
 	w->thp_ok = h.features & LEAP_UFFD_WP_UNPOPULATED;
 	w->user_only = h.user_only;
 	pthread_mutex_init(&w->lock, NULL);
-	rc = -pthread_create(&w->thread, NULL, listener_main, w);
+	rc = leap__sys_thread_create(&w->thread, NULL, listener_main, w);
 	if (rc) {
 		*how = "could not start the userfaultfd listener thread";
 		leap__sys_stopper_close(w->stop);

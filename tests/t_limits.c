@@ -13,12 +13,15 @@
  *                  with -ENOMEM, per page, and every page keeps its contents and is where
  *                  the library says (kernel-checked); with the filler unmapped the same
  *                  move moves every page;
- *   cgroup_memory  a child process in a cgroup v2 child with memory.max (root, and only
- *                  where /sys/fs/cgroup is cgroup v2 with the memory controller; skipped
- *                  otherwise with the reason): a region within the limit moved (relocated)
- *                  past it, and a region larger than the limit: each gives -ENOMEM or the
- *                  kernel's OOM kill of that child only; the outcome is printed, the parent
- *                  is unaffected.
+ *   cgroup_memory  a child process in a child memory cgroup (v2 memory.max, or v1's
+ *                  memory.limit_in_bytes; root; skipped with the reason where neither is
+ *                  writable): a region within the limit moved (relocated) past it, and a
+ *                  region larger than the limit: each gives -ENOMEM or the kernel's OOM kill
+ *                  of that child only (printed; the kernel may kill even in fallocate(2));
+ *                  with the pools capped under the limit (pool_cap_bytes) there is no OOM
+ *                  kill: the relocation moves (extent by extent, the old pages freed as it
+ *                  goes) or fails -ENOMEM, the large region is -ENOMEM, contents and
+ *                  placement intact.
  * A pool cap reached in the middle of a job is t_errors' case.
  */
 #include "oracle.h"
@@ -32,16 +35,17 @@
 
 #define MAP_HEADROOM 24 /* mappings left free under the limit */
 
-#if defined(__SANITIZE_ADDRESS__)
-static const bool under_asan = true;
+/* ASan and TSan map memory of their own and abort when the kernel refuses */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+static const bool under_sanitizer = true;
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-static const bool under_asan = true;
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+static const bool under_sanitizer = true;
 #else
-static const bool under_asan = false;
+static const bool under_sanitizer = false;
 #endif
 #else
-static const bool under_asan = false;
+static const bool under_sanitizer = false;
 #endif
 
 static int nodes[64];
@@ -179,9 +183,9 @@ CASE(map_count)
 	fclose(f);
 	if (max > 1 << 20)
 		skip("vm.max_map_count above 1M: filling it would take too long");
-	/* its allocator maps memory of its own and aborts when the kernel refuses */
-	if (under_asan)
-		skip("under ASan: the sanitizer's allocator aborts at the mapping limit");
+	if (under_sanitizer)
+		skip("under ASan or TSan: the sanitizer's allocator aborts at the mapping limit "
+		     "(the plain build runs this case)");
 	struct leap_ctx *ctx;
 	OK(leap_ctx_new(NULL, &ctx));
 	mem_nodes(leap_ctx_topo(ctx), nodes, 64);
@@ -268,17 +272,22 @@ static int write_file(const char *path, const char *text)
 }
 
 /* In the child, inside the cgroup: exit 0 if both steps ended in -ENOMEM (or within the
- * limit), 1 on a wrong outcome; an OOM kill ends it by SIGKILL. */
-static void cgroup_child(void)
+ * limit), 1 on a wrong outcome; an OOM kill ends it by SIGKILL. With cap, the instance's
+ * pools are capped under the cgroup's limit: then each step must be -ENOMEM. */
+static void cgroup_child(uint64_t cap)
 {
+	setvbuf(stdout, NULL, _IONBF, 0); /* an OOM kill must not eat what it said */
+	say("cgroup child (pool cap %" PRIu64 " MiB): creating and filling a 16 MiB region",
+	    cap >> 20);
+	struct leap_ctx_options o = { .size = sizeof(o), .pool_cap_bytes = cap };
 	struct leap_ctx *ctx;
-	OK(leap_ctx_new(NULL, &ctx));
+	OK(leap_ctx_new(&o, &ctx));
 	mem_nodes(leap_ctx_topo(ctx), nodes, 64);
 	size_t len = 16u << 20, np = len / PG;
 	struct leap_region *r;
 	OK(leap_region_new(ctx, len, nodes[0], &r));
 	fill_pages(leap_region_addr(r), np, 11);
-	/* relocating it needs as much again: past the limit */
+	say("cgroup child: relocating it (needs as much again: past the limit)");
 	long rc = page_leap(r, leap_region_addr(r), len, nodes[0], LEAP_RELOCATE, NULL);
 	CHECK(rc == (long)np || rc == -ENOMEM || rc == -EOPNOTSUPP,
 	      "relocation past the limit: %ld (%s)", rc, rc < 0 ? leap_strerror((int)rc) : "");
@@ -297,49 +306,75 @@ static void cgroup_child(void)
 	_exit(0);
 }
 
-CASE(cgroup_memory)
+/* Where this process's memory cgroup is and how its files are called: cgroup v2 (the
+ * "0::" line, memory.max, memory.events) or v1's memory hierarchy (memory.limit_in_bytes,
+ * memory.oom_control). Returns the directory in dir, or a reason to skip. */
+struct cg_kind {
+	const char *limit, *events, *kills;
+};
+static const struct cg_kind cg_v2 = { "memory.max", "memory.events", "oom_kill %ld" };
+static const struct cg_kind cg_v1 = { "memory.limit_in_bytes", "memory.oom_control",
+				      "oom_kill %ld" };
+
+static const char *cg_find(char *dir, size_t len, const struct cg_kind **kind)
 {
-	char ctl[256] = "";
+	char ctl[256] = "", line[512], self[512] = "";
 	FILE *f = fopen(CG_ROOT "/cgroup.controllers", "r");
-	if (!f || !fgets(ctl, sizeof(ctl), f) || !strstr(ctl, "memory")) {
-		if (f)
-			fclose(f);
-		skip("no cgroup v2 memory controller at " CG_ROOT);
-	}
-	fclose(f);
-	/* our own cgroup (v2: the "0::" line) must hand the memory controller down */
-	char self[512] = "", line[512];
+	bool v2 = f && fgets(ctl, sizeof(ctl), f) && strstr(ctl, "memory");
+	if (f)
+		fclose(f);
 	f = fopen("/proc/self/cgroup", "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "0::", 3))
-			snprintf(self, sizeof(self), "%s", line + 3);
+	while (f && fgets(line, sizeof(line), f)) {
+		char *c = strchr(line, ':'), *d = c ? strchr(c + 1, ':') : NULL;
+		if (!d)
+			continue;
+		*d = 0;
+		if (v2 ? !strcmp(c + 1, "") : !strcmp(c + 1, "memory"))
+			snprintf(self, sizeof(self), "%s", d + 1);
+	}
 	if (f)
 		fclose(f);
 	self[strcspn(self, "\n")] = 0;
-	char parent[700], cg[800], path[900];
-	snprintf(parent, sizeof(parent), CG_ROOT "%s", strcmp(self, "/") ? self : "");
-	snprintf(path, sizeof(path), "%s/cgroup.subtree_control", parent);
-	f = fopen(path, "r");
-	char sub[256] = "";
-	if (!f || !fgets(sub, sizeof(sub), f) || !strstr(sub, "memory")) {
+	if (!self[0])
+		return "no memory cgroup for this process (neither v2 nor v1's memory hierarchy)";
+	const char *root = v2 ? CG_ROOT : CG_ROOT "/memory";
+	snprintf(dir, len, "%s%s", root, strcmp(self, "/") ? self : "");
+	*kind = v2 ? &cg_v2 : &cg_v1;
+	if (v2) { /* v2 hands the controller down only where the parent enables it */
+		char path[900], sub[256] = "";
+		snprintf(path, sizeof(path), "%s/cgroup.subtree_control", dir);
+		f = fopen(path, "r");
+		bool on = f && fgets(sub, sizeof(sub), f) && strstr(sub, "memory");
 		if (f)
 			fclose(f);
-		skip("our cgroup does not enable the memory controller for its children (not "
-		     "changed here: a global setting)");
+		if (!on)
+			return "our cgroup does not enable the memory controller for its children "
+			       "(not changed here: a global setting)";
+	} else if (access(dir, W_OK) != 0) {
+		return "our v1 memory cgroup is not writable (not root?)";
 	}
-	fclose(f);
-	snprintf(cg, sizeof(cg), "%s/leap-t_limits-%d", parent, (int)getpid());
+	return NULL;
+}
+
+/* Runs cgroup_child(cap) in a new child cgroup of parent; returns the OOM kills there
+ * (-1: it exited 0 without one). */
+static long in_cgroup(const char *parent, const struct cg_kind *kind, uint64_t cap)
+{
+	char cg[800], path[900], line[512];
+	snprintf(cg, sizeof(cg), "%s/leap-t_limits-%d-%d", parent, (int)getpid(), cap != 0);
 	if (mkdir(cg, 0755) != 0)
 		skip("cannot create a child cgroup (not root, or cgroups not writable here)");
-	snprintf(path, sizeof(path), "%s/memory.max", cg);
+	snprintf(path, sizeof(path), "%s/%s", cg, kind->limit);
 	char lim[32];
 	snprintf(lim, sizeof(lim), "%u", CG_LIMIT);
 	int wrc = write_file(path, lim);
-	snprintf(path, sizeof(path), "%s/memory.swap.max", cg);
-	write_file(path, "0"); /* absent without swap accounting: fine */
+	/* no swap for the child either (absent without swap accounting: fine) */
+	snprintf(path, sizeof(path), "%s/%s", cg,
+		 kind == &cg_v2 ? "memory.swap.max" : "memory.memsw.limit_in_bytes");
+	write_file(path, kind == &cg_v2 ? "0" : lim);
 	if (wrc) {
 		rmdir(cg);
-		FAIL("memory.max: %s", strerror(-wrc));
+		FAIL("%s: %s", kind->limit, strerror(-wrc));
 	}
 	fflush(NULL);
 	pid_t pid = fork();
@@ -350,16 +385,16 @@ CASE(cgroup_memory)
 		snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
 		if (write_file(path, me))
 			_exit(3);
-		cgroup_child();
+		cgroup_child(cap);
 	}
 	int st;
 	while (waitpid(pid, &st, 0) < 0)
 		CHECK(errno == EINTR, "waitpid");
 	long kills = 0;
-	snprintf(path, sizeof(path), "%s/memory.events", cg);
-	f = fopen(path, "r");
+	snprintf(path, sizeof(path), "%s/%s", cg, kind->events);
+	FILE *f = fopen(path, "r");
 	while (f && fgets(line, sizeof(line), f))
-		sscanf(line, "oom_kill %ld", &kills);
+		sscanf(line, kind->kills, &kills);
 	if (f)
 		fclose(f);
 	rmdir(cg);
@@ -368,12 +403,31 @@ CASE(cgroup_memory)
 	if (WIFSIGNALED(st)) {
 		CHECK(WTERMSIG(st) == SIGKILL && kills > 0, "child died of signal %d, %ld OOM kills",
 		      WTERMSIG(st), kills);
-		say("measured cgroup: the child was OOM-killed (%ld kill(s)), the parent unaffected",
-		    kills);
-	} else {
-		CHECK(WEXITSTATUS(st) == 0, "cgroup child failed (exit %d)", WEXITSTATUS(st));
-		say("measured cgroup: -ENOMEM in the child, no OOM kill (%ld)", kills);
+		return kills;
 	}
+	CHECK(WEXITSTATUS(st) == 0, "cgroup child failed (exit %d)", WEXITSTATUS(st));
+	return kills ? kills : -1;
+}
+
+CASE(cgroup_memory)
+{
+	char parent[700];
+	const struct cg_kind *kind;
+	const char *no = cg_find(parent, sizeof(parent), &kind);
+	if (no)
+		skip(no);
+	const char *v = kind == &cg_v2 ? "v2" : "v1";
+	/* the kernel's answer to a charge past memory.max, even inside fallocate(2), may be
+	 * its OOM killer rather than ENOMEM: whichever, only the child is affected */
+	long kills = in_cgroup(parent, kind, 0);
+	say("measured cgroup %s, pools uncapped: %s", v,
+	    kills > 0 ? "the child was OOM-killed by the kernel, the parent unaffected"
+		      : "-ENOMEM in the child, no OOM kill");
+	/* pools capped under the limit (pageleap(7), Limits): -ENOMEM where it does not fit,
+	 * never a kill */
+	kills = in_cgroup(parent, kind, CG_LIMIT - (4u << 20));
+	CHECK(kills < 0, "pools capped under memory.max: the child was OOM-killed (%ld)", kills);
+	say("measured cgroup %s, pools capped under the limit: no OOM kill", v);
 }
 
 int main(void)

@@ -109,11 +109,13 @@ static const struct {
 };
 
 /* Counting and injection. inj_* are written only while disarmed; armed is stored with
- * release and loaded with acquire, so the library's threads see them. */
+ * release and loaded with acquire, so the library's threads see them. They are atomic
+ * all the same: a library thread (the listener's poll) that found the test armed just
+ * before disarm() may still read them while the next case sets them. */
 static atomic_int armed;
 static atomic_long ncalls[S_N];
-static int inj_site = -1, inj_err;
-static long inj_k;
+static atomic_int inj_site = -1, inj_err;
+static atomic_long inj_k;
 static atomic_int inj_hit;
 /* Inside a libnuma function the library called (this thread): its own calls are not
  * counted (see the libnuma wraps). */

@@ -85,7 +85,8 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(STLIB) | $(B)/tests
 $(B)/tests/t_inject $(B)/static/t_inject: TEST_LDFLAGS = -Wl,--wrap=mmap
 # systematic failure injection: every libc entry point the library reaches (docs/inject.md)
 FAILINJ_WRAP := malloc calloc realloc aligned_alloc mmap munmap madvise fallocate ftruncate \
-	memfd_create ioctl syscall mbind set_mempolicy pthread_create open fopen pipe2 poll
+	memfd_create ioctl syscall mbind set_mempolicy pthread_create open fopen pipe2 poll \
+	numa_allocate_cpumask numa_node_to_cpus numa_node_of_cpu numa_distance numa_node_size64
 $(B)/tests/t_failinj $(B)/static/t_failinj: TEST_LDFLAGS = $(FAILINJ_WRAP:%=-Wl,--wrap=%)
 # io_uring (liburing) drives the device I/O test, and t_unpriv's kernel-mode writes
 $(B)/tests/t_dio $(B)/static/t_dio $(B)/tests/t_unpriv $(B)/static/t_unpriv: TEST_LDFLAGS = -luring

@@ -24,15 +24,19 @@
  * x outcome (completed, -errno, not reached, FAIL). LEAP_FAILINJ_K=n bounds the k per
  * site (default 5).
  */
+#include "hp.h"
 #include "oracle.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <linux/userfaultfd.h>
+#include <numa.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -55,6 +59,7 @@ enum site {
 	S_FALLOCATE, S_PUNCH, S_FTRUNCATE, S_MEMFD,
 	S_UFFD, S_UFFD_NEW, S_IOC_API, S_IOC_REGISTER, S_IOC_WP, S_IOC_WAKE,
 	S_MBIND, S_SET_MEMPOLICY, S_PTHREAD_CREATE, S_OPEN, S_FOPEN, S_PIPE2, S_POLL,
+	S_NUMA_ALLOC,
 	S_N
 };
 
@@ -98,15 +103,23 @@ static const struct {
 	[S_FOPEN] = { "fopen", { EMFILE, ENOMEM } },
 	[S_PIPE2] = { "pipe2", { EMFILE, ENFILE } },
 	[S_POLL] = { "poll", { EINTR, ENOMEM } },
+	/* libnuma's functions that allocate and exit the process when that fails (see the
+	 * libnuma wraps): counted, and only leap_ctx_new() may reach them */
+	[S_NUMA_ALLOC] = { "libnuma (exits on ENOMEM)", { 0 } },
 };
 
 /* Counting and injection. inj_* are written only while disarmed; armed is stored with
- * release and loaded with acquire, so the library's threads see them. */
+ * release and loaded with acquire, so the library's threads see them. They are atomic
+ * all the same: a library thread (the listener's poll) that found the test armed just
+ * before disarm() may still read them while the next case sets them. */
 static atomic_int armed;
 static atomic_long ncalls[S_N];
-static int inj_site = -1, inj_err;
-static long inj_k;
+static atomic_int inj_site = -1, inj_err;
+static atomic_long inj_k;
 static atomic_int inj_hit;
+/* Inside a libnuma function the library called (this thread): its own calls are not
+ * counted (see the libnuma wraps). */
+static _Thread_local int in_libnuma;
 
 static void arm(void)
 {
@@ -121,7 +134,7 @@ static void disarm(void)
 /* Count a call of site s; true when it is the one to fail (errno set). */
 static bool fail_now(enum site s)
 {
-	if (!atomic_load_explicit(&armed, memory_order_acquire))
+	if (!atomic_load_explicit(&armed, memory_order_acquire) || in_libnuma)
 		return false;
 	long c = atomic_fetch_add(&ncalls[s], 1) + 1;
 	if ((int)s != inj_site || c != inj_k)
@@ -266,6 +279,61 @@ int __wrap_poll(struct pollfd *p, nfds_t n, int timeout)
 	return fail_now(S_POLL) ? -1 : __real_poll(p, n, timeout);
 }
 
+/*
+ * libnuma. In a static link its own malloc, fopen and syscall calls reach the wraps
+ * above too; in a dynamic one they do not. They are not the library's calls: while a
+ * libnuma function the library called runs, nothing is counted or failed, so both links
+ * count the same calls. Failing them would test libnuma, which handles a failed
+ * allocation by printing "Out of memory allocating bitmask" and exiting the process: the
+ * library must therefore not call libnuma's allocating functions where a failure could
+ * happen on the user's behalf. They are counted (S_NUMA_ALLOC), and only a new
+ * instance, which reads the topology through them, may reach them.
+ */
+struct bitmask *__real_numa_allocate_cpumask(void);
+int __real_numa_node_to_cpus(int node, struct bitmask *mask);
+int __real_numa_node_of_cpu(int cpu);
+int __real_numa_distance(int a, int b);
+long long __real_numa_node_size64(int node, long long *freep);
+
+struct bitmask *__wrap_numa_allocate_cpumask(void)
+{
+	fail_now(S_NUMA_ALLOC);
+	in_libnuma++;
+	struct bitmask *m = __real_numa_allocate_cpumask();
+	in_libnuma--;
+	return m;
+}
+int __wrap_numa_node_to_cpus(int node, struct bitmask *mask)
+{
+	fail_now(S_NUMA_ALLOC);
+	in_libnuma++;
+	int rc = __real_numa_node_to_cpus(node, mask);
+	in_libnuma--;
+	return rc;
+}
+int __wrap_numa_node_of_cpu(int cpu)
+{
+	fail_now(S_NUMA_ALLOC);
+	in_libnuma++;
+	int rc = __real_numa_node_of_cpu(cpu);
+	in_libnuma--;
+	return rc;
+}
+int __wrap_numa_distance(int a, int b)
+{
+	in_libnuma++; /* reads the distances once: allocates, but fails cleanly */
+	int rc = __real_numa_distance(a, b);
+	in_libnuma--;
+	return rc;
+}
+long long __wrap_numa_node_size64(int node, long long *freep)
+{
+	in_libnuma++; /* reads the node's meminfo: fails cleanly (-1) */
+	long long rc = __real_numa_node_size64(node, freep);
+	in_libnuma--;
+	return rc;
+}
+
 /* ------------------------------------------------------------------ the watchdog */
 
 #define WATCHDOG_S 60 /* per case: only a hang comes near it */
@@ -318,16 +386,20 @@ static int nfds(void)
 	return n;
 }
 
-/* Mappings of the library's memfds (pools) and of files under /dev/shm (external pools). */
+/* The directory of the pool case's external pools (a tmpfs: CASE(pool) chooses it). */
+static char pool_dir[256] = "/dev/shm";
+
+/* Mappings of the library's memfds (pools) and of files in pool_dir (external pools). */
 static int lib_maps(void)
 {
 	FILE *f = fopen("/proc/self/maps", "r");
 	if (!f)
 		FAIL("open /proc/self/maps: %s", strerror(errno));
-	char line[512];
+	char line[512], in_dir[sizeof(pool_dir) + 2];
+	snprintf(in_dir, sizeof(in_dir), " %s/", pool_dir);
 	int n = 0;
 	while (fgets(line, sizeof(line), f))
-		n += strstr(line, "pageleap-node") || strstr(line, "/dev/shm/");
+		n += strstr(line, "pageleap-node") || strstr(line, in_dir);
 	fclose(f);
 	return n;
 }
@@ -426,8 +498,13 @@ static bool clean_err(long rc)
 
 /* ------------------------------------------------------------------ operations */
 
-#define LEN (1u << 20)
+#define LEN (512u << 10) /* 8 extents of GRAN */
 #define NP ((unsigned)(LEN / PG))
+/* The region of the pool and ctx cases: they test an external pool's and a new
+ * instance's setup and teardown (a move of 4 extents each way); the leap case walks the
+ * extents. Smaller keeps the run short in the emulated guests. */
+#define SLEN (LEN / 2)
+#define SNP ((unsigned)(SLEN / PG))
 #define GRAN (64u << 10)
 #define WRITERS 1
 
@@ -526,6 +603,13 @@ static void leap_setup(void)
 	fill_pages(leap_region_addr(R), NP, 5);
 	r_node = nodes[0];
 	OK(page_leap(R, leap_region_addr(R), LEN, r_node, LEAP_RELOCATE, NULL)); /* warm */
+	/* pools map their memory chunk by chunk as it is first needed and keep it mapped:
+	 * the move to the other node, where there is one, maps that node's pool now, not in
+	 * the first case (the baseline counts every pool the case uses) */
+	if (nn > 1) {
+		OK(page_leap(R, leap_region_addr(R), LEN, other_node(r_node), 0, NULL));
+		OK(page_leap(R, leap_region_addr(R), LEN, r_node, 0, NULL));
+	}
 	trim_pools(); /* creates every kind's pool: their memfds count in the baseline */
 	base_fds = nfds();
 	base_maps = other_maps();
@@ -672,13 +756,14 @@ static int region_run(void)
 	return rc != 0;
 }
 
-/* ---- an external pool: open, a region in it, moves out and back, close */
+/* ---- an external pool: open (an unnamed file in pool_dir), a region in it, moves out
+ * and back, close */
 
 static void pool_setup(void)
 {
 	r_kind = LEAP_PAGES_SMALL;
-	r_len = LEN;
-	places[0] = (struct leap_place){ 0, LEN, nodes[0] };
+	r_len = SLEN;
+	places[0] = (struct leap_place){ 0, SLEN, nodes[0] };
 	nplaces = 1;
 	region_setup_common();
 }
@@ -687,11 +772,11 @@ static int pool_run(void)
 {
 	struct leap_pool *p = NULL;
 	struct leap_region *r = NULL;
-	int *kn = malloc(NP * sizeof(int));
+	int *kn = malloc(SNP * sizeof(int));
 	CHECK(kn, "out of memory");
 	int out = 0;
 	arm();
-	int rc = leap_pool_open(ctx, "/dev/shm", nodes[0], NULL, &p);
+	int rc = leap_pool_open(ctx, pool_dir, nodes[0], NULL, &p);
 	disarm();
 	if (rc) {
 		bad(!clean_err(rc), "pool_open returned %d (%s)", rc, leap_strerror(rc));
@@ -700,7 +785,7 @@ static int pool_run(void)
 	} else {
 		struct leap_region_options ro = { .size = sizeof(ro), .pool = p };
 		arm();
-		rc = leap_region_new_ex(ctx, LEN, NULL, 0, &ro, &r);
+		rc = leap_region_new_ex(ctx, SLEN, NULL, 0, &ro, &r);
 		disarm();
 		if (rc) {
 			bad(!clean_err(rc), "region in the pool: %d (%s)", rc, leap_strerror(rc));
@@ -708,26 +793,26 @@ static int pool_run(void)
 		}
 	}
 	if (r) {
-		fill_pages(leap_region_addr(r), NP, 11);
+		fill_pages(leap_region_addr(r), SNP, 11);
 		agree(r, kn, LEAP_PAGES_SMALL);
 		/* out of the pool to the node's own pool, then back into the pool */
 		struct oracle o;
 		oracle_start_region(&o, WRITERS, r);
 		out |= leap_checked(r, nodes[0], nodes[0], 0, NULL);
 		arm();
-		rc = page_leap_pool(r, leap_region_addr(r), LEN, p, 0, NULL, NULL);
+		rc = page_leap_pool(r, leap_region_addr(r), SLEN, p, 0, NULL, NULL);
 		disarm();
 		if (rc < 0) {
 			bad(!clean_err(rc), "page_leap_pool returned %d (%s)", rc, leap_strerror(rc));
 			out = 1;
 		}
 		agree(r, kn, LEAP_PAGES_SMALL);
-		rc = page_leap_pool(r, leap_region_addr(r), LEN, p, LEAP_RELOCATE, NULL, NULL);
-		bad(rc != (int)NP, "the following page_leap_pool returned %d", rc);
+		rc = page_leap_pool(r, leap_region_addr(r), SLEN, p, LEAP_RELOCATE, NULL, NULL);
+		bad(rc != (int)SNP, "the following page_leap_pool returned %d", rc);
 		oracle_stop(&o);
 		oracle_ok(&o);
 		oracle_free(&o);
-		pattern_ok(leap_region_addr(r), NP, 11);
+		pattern_ok(leap_region_addr(r), SNP, 11);
 		arm();
 		leap_region_destroy(&r);
 		disarm();
@@ -743,11 +828,11 @@ static int pool_run(void)
 	bad(nfds() != base_fds, "%d file descriptors, %d before", nfds(), base_fds);
 	bad(other_maps() != base_maps, "%d pool mappings, %d before", other_maps(), base_maps);
 	/* the instance keeps working */
-	if (!bad(leap_pool_open(ctx, "/dev/shm", nodes[0], NULL, &p) != 0, "following open")) {
+	if (!bad(leap_pool_open(ctx, pool_dir, nodes[0], NULL, &p) != 0, "following open")) {
 		struct leap_region_options ro = { .size = sizeof(ro), .pool = p };
-		if (!bad(leap_region_new_ex(ctx, LEN, NULL, 0, &ro, &r) != 0, "following region")) {
-			int m = page_leap(r, leap_region_addr(r), LEN, nodes[0], 0, NULL);
-			bad(m != (int)NP, "following page_leap out of the pool: %d", m);
+		if (!bad(leap_region_new_ex(ctx, SLEN, NULL, 0, &ro, &r) != 0, "following region")) {
+			int m = page_leap(r, leap_region_addr(r), SLEN, nodes[0], 0, NULL);
+			bad(m != (int)SNP, "following page_leap out of the pool: %d", m);
 			leap_region_destroy(&r);
 		}
 		leap_pool_close(&p);
@@ -778,6 +863,10 @@ static void evac_setup(void)
 	if (nn > 1)
 		OK(page_leap(R, leap_region_addr(R), LEN, nodes[0], 0, NULL));
 	r_node = nodes[0];
+	/* the baseline again: the evacuation warmed the pools of every node it moves to */
+	trim_pools();
+	base_fds = nfds();
+	base_maps = other_maps();
 }
 
 static int evac_run(void)
@@ -891,7 +980,7 @@ static int fresh_run(void)
 		OK(leap_ctx_new(NULL, &c)); /* the machine still works */
 	} else {
 		arm();
-		rc = leap_region_new(c, LEN, nodes[0], &r);
+		rc = leap_region_new(c, SLEN, nodes[0], &r);
 		disarm();
 		if (rc) {
 			bad(!clean_err(rc), "region_new returned %d (%s)", rc, leap_strerror(rc));
@@ -899,13 +988,13 @@ static int fresh_run(void)
 		}
 	}
 	if (!r)
-		bad(leap_region_new(c, LEN, nodes[0], &r) != 0, "the following region_new failed");
+		bad(leap_region_new(c, SLEN, nodes[0], &r) != 0, "the following region_new failed");
 	if (r) {
-		fill_pages(leap_region_addr(r), NP, 13);
+		fill_pages(leap_region_addr(r), SNP, 13);
 		struct oracle o;
 		oracle_start_region(&o, WRITERS, r);
 		out |= leap_checked(r, nodes[0], nodes[0], LEAP_RELOCATE, &o);
-		pattern_ok(leap_region_addr(r), NP, 13);
+		pattern_ok(leap_region_addr(r), SNP, 13);
 	}
 	arm();
 	leap_region_destroy(&r);
@@ -966,7 +1055,6 @@ static int one(const struct op *op, int s, long k, int err)
 }
 
 static const struct op op_fresh;
-extern char _DYNAMIC[] __attribute__((weak)); /* NULL in a static link */
 
 static void sweep(const struct op *op)
 {
@@ -980,6 +1068,11 @@ static void sweep(const struct op *op)
 	long n[S_N];
 	for (int i = 0; i < S_N; i++)
 		n[i] = atomic_load(&ncalls[i]);
+	if (n[S_NUMA_ALLOC] && op != &op_fresh) {
+		op->teardown();
+		FAIL("%s calls libnuma's allocating functions %ld times: a failed allocation there "
+		     "exits the process", op->name, n[S_NUMA_ALLOC]);
+	}
 	long count[S_N][MAX_ERRS][O_N];
 	memset(count, 0, sizeof(count));
 	int fails = 0, cases = 0;
@@ -987,16 +1080,6 @@ static void sweep(const struct op *op)
 	for (int s = 0; s < S_N; s++) {
 		if (!n[s] || !site_info[s].err[0])
 			continue;
-		/* in a static link libnuma's own calls come here too: it exits the process when
-		 * an allocation fails, and a sysfs file it cannot open reads as a node without
-		 * memory. leap_ctx_new() reads the topology through it (docs/inject.md, known
-		 * limits), so a fresh instance's are not failed there */
-		if (op == &op_fresh && !_DYNAMIC &&
-		    (s == S_MALLOC || s == S_CALLOC || s == S_REALLOC || s == S_FOPEN)) {
-			say("%s: %s not failed in a static link (libnuma's own calls)", op->name,
-			    site_info[s].name);
-			continue;
-		}
 		/* k = 1..n[s], or kmax of them spread evenly (first and last included) */
 		long nk = full || n[s] <= kmax ? n[s] : kmax;
 		for (long i = 0; i < nk; i++) {
@@ -1068,21 +1151,54 @@ CASE(thp)
 	struct leap_region *r;
 	struct leap_region_options ro = { .size = sizeof(ro), .pages = LEAP_PAGES_THP };
 	struct leap_place pl = { 0, 2 * LEAP_HUGE_PAGE_SIZE, nodes[0] };
+	if (geteuid() == 0) { /* allow shared-memory THP where it is off: restored at exit */
+		char mode[32];
+		hp_thp_mode(mode, sizeof(mode));
+		if (!strcmp(mode, "never") || !strcmp(mode, "deny")) {
+			hp_setup(nodes[nn - 1] + 1);
+			hp_write(HP_THP_PATH, "advise");
+		}
+	}
 	OK(leap_ctx_new(NULL, &c));
+	/* a region, and a move with writers (a kernel before 6.4 cannot write-protect the
+	 * THP a move splits) */
+	char why_not[200] = "";
 	int rc = leap_region_new_ex(c, pl.length, &pl, 1, &ro, &r);
-	if (rc == 0)
+	if (rc == 0) {
+		rc = page_leap(r, leap_region_addr(r), pl.length, nodes[0], LEAP_RELOCATE, NULL);
+		if (rc < 0)
+			snprintf(why_not, sizeof(why_not), "THP regions cannot move with writers here: "
+				 "%s", *leap_errormsg() ? leap_errormsg() : leap_strerror(rc));
 		leap_region_destroy(&r);
+	} else {
+		snprintf(why_not, sizeof(why_not), "no THP regions here: %s",
+			 *leap_errormsg() ? leap_errormsg() : leap_strerror(rc));
+	}
 	leap_ctx_destroy(&c);
-	if (rc)
-		skip("no THP regions here");
+	if (rc < 0)
+		skip(why_not);
 	sweep(&op_thp);
 }
+/* Free hugetlb pages the hugetlb case wants on the first node: the region's, a
+ * relocation's and what the pools keep between cases. */
+#define HUGETLB_FREE 4
+
 CASE(hugetlb)
 {
 	struct leap_ctx *c;
-	struct leap_region *r;
+	struct leap_region *r = NULL; /* a failed region_new leaves it as it was */
 	struct leap_region_options ro = { .size = sizeof(ro), .pages = LEAP_PAGES_HUGETLB };
 	struct leap_place pl = { 0, LEAP_HUGE_PAGE_SIZE, nodes[0] };
+	if (geteuid() == 0) { /* reserve (never fewer than there are), restored at exit */
+		hp_setup(nodes[nn - 1] + 1);
+		char path[128];
+		hp_node_path(path, sizeof(path), nodes[0], "free_hugepages");
+		long fr = hp_read(path);
+		hp_node_path(path, sizeof(path), nodes[0], "nr_hugepages");
+		long have = hp_read(path);
+		if (fr >= 0 && have >= 0 && fr < HUGETLB_FREE)
+			hp_reserve(nodes[0], have + HUGETLB_FREE - fr);
+	}
 	OK(leap_ctx_new(NULL, &c));
 	int rc = leap_region_new_ex(c, pl.length, &pl, 1, &ro, &r);
 	if (rc == 0)
@@ -1093,11 +1209,54 @@ CASE(hugetlb)
 		skip("no two free hugetlb pages on the first node");
 	sweep(&op_hugetlb);
 }
-CASE(pool)
+/* An external pool can be opened in dir (a directory: a path that is missing would be
+ * created as the pool's file). */
+static bool pool_dir_works(const char *dir)
 {
 	struct stat sb;
-	if (stat("/dev/shm", &sb) != 0)
-		skip("no /dev/shm");
+	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return false;
+	struct leap_ctx *c;
+	struct leap_pool *p = NULL;
+	OK(leap_ctx_new(NULL, &c));
+	int rc = leap_pool_open(c, dir, nodes[0], NULL, &p);
+	leap_pool_close(&p);
+	leap_ctx_destroy(&c);
+	return rc == 0;
+}
+
+static void pool_unmount(void)
+{
+	umount2(pool_dir, MNT_DETACH);
+	rmdir(pool_dir);
+}
+
+CASE(pool)
+{
+	/* /dev/shm, else TMPDIR, else (root) a tmpfs of its own: the guests' initramfs has
+	 * no /dev/shm */
+	const char *tmp = getenv("TMPDIR");
+	char real[PATH_MAX];
+	if (pool_dir_works(pool_dir)) {
+	} else if (tmp && realpath(tmp, real) && strlen(real) < sizeof(pool_dir) &&
+		   pool_dir_works(real)) {
+		snprintf(pool_dir, sizeof(pool_dir), "%s", real);
+	} else if (geteuid() == 0) {
+		snprintf(pool_dir, sizeof(pool_dir), "/tmp/t_failinj.XXXXXX");
+		if (!mkdtemp(pool_dir))
+			FAIL("mkdtemp %s: %s", pool_dir, strerror(errno));
+		if (mount("none", pool_dir, "tmpfs", 0, "size=64m") != 0) {
+			int e = errno;
+			rmdir(pool_dir);
+			FAIL("mount -t tmpfs %s: %s", pool_dir, strerror(e));
+		}
+		atexit(pool_unmount);
+		CHECK(pool_dir_works(pool_dir), "no external pool on a fresh tmpfs at %s", pool_dir);
+	} else {
+		skip("no tmpfs for an external pool: /dev/shm and TMPDIR cannot hold one, and "
+		     "mounting a tmpfs needs root");
+	}
+	say("external pools in %s", pool_dir);
 	sweep(&op_pool);
 }
 CASE(evacuate)

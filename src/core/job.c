@@ -43,7 +43,6 @@
 #include "core/core.h"
 
 #include <errno.h>
-#include <numa.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -305,7 +304,8 @@ static void job_retire(struct leap_job *j, uint64_t pos, bool cancelled)
 	if (j->prog.pages_moved)
 		r->st.leaps++;
 	r->st.last_worker_cpu = j->prog.worker_cpu;
-	r->st.last_worker_node = j->prog.worker_cpu >= 0 ? numa_node_of_cpu(j->prog.worker_cpu) : -1;
+	r->st.last_worker_node = j->prog.worker_cpu >= 0
+				 ? leap__topo_node_of_cpu(r->ctx->topo, j->prog.worker_cpu) : -1;
 	if (j->stalls.max_ns > r->st.stall_max_ns)
 		r->st.stall_max_ns = j->stalls.max_ns;
 }

@@ -163,6 +163,17 @@ int leap__topo_valid_mem_node(const struct leap_topo *t, int node)
 	return valid_node(t, node) && t->has_memory[node];
 }
 
+/* From the CPU lists read at creation: no libnuma call, so no allocation (libnuma's
+ * numa_node_of_cpu() allocates a mask per call and exits the process when that fails). */
+int leap__topo_node_of_cpu(const struct leap_topo *t, int cpu)
+{
+	for (int n = 0; n < t->count; n++)
+		for (int i = 0; i < t->ncpus[n]; i++)
+			if (t->cpus[n][i] == cpu)
+				return n;
+	return -1;
+}
+
 LEAP_API int leap_topo_node(const struct leap_topo *topo, int node, struct leap_node_info *out)
 {
 	if (!topo || !out)

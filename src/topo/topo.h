@@ -21,5 +21,7 @@ struct leap_topo {
 };
 /* 1 if node is a node with memory that pages can be placed on, else 0. */
 int leap__topo_valid_mem_node(const struct leap_topo *t, int node);
+/* The node of a CPU (-1: none); allocates nothing. */
+int leap__topo_node_of_cpu(const struct leap_topo *t, int cpu);
 
 #endif /* LEAP_TOPO_H */

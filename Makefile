@@ -190,3 +190,6 @@ clean:
 
 .PHONY: all layout static deps check check-local check-fio check-vm asan tsan demo bench bench-full ycsb measure measure-vm install clean
 .SECONDARY:
+
+# fuzzing: make fuzz / fuzz-ci / fuzz-build (docs/fuzz.md)
+include tests/fuzz/fuzz.mk

@@ -449,9 +449,12 @@ static void region_destroy(int i)
 	memset(g, 0, sizeof(*g));
 	for (int k = 0; k < MAX_JOBS; k++)
 		if (jobs[k].j && jobs[k].ri == i) {
-			int64_t rc = leap_job_wait(jobs[k].j, 0);
+			/* destroy returns once the region's jobs stopped using it; each then ends
+			 * on its own thread (state, callback, waiters), or, queued behind other
+			 * jobs on its worker, when the worker reaches it */
+			int64_t rc = leap_job_wait(jobs[k].j, 10 * 1000000000ll);
 			if (rc == -ETIMEDOUT)
-				DIE("job of a destroyed region still running");
+				DIE("job of a destroyed region still running 10 s later");
 			job_ended(&jobs[k], rc);
 			jobs[k].ri = -2; /* its region is gone */
 		}

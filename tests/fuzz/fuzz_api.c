@@ -217,12 +217,14 @@ static void check_pool(struct leap_pool *pool, const char *what)
 		DIE("%s: leap_pool_stats failed", what);
 	if (s.used_bytes > s.capacity_bytes || s.free_bytes != s.capacity_bytes - s.used_bytes ||
 	    s.largest_free_bytes > s.free_bytes || s.capacity_bytes > s.cap_bytes ||
-	    (s.page_bytes != PG && s.page_bytes != HP) || s.capacity_bytes % s.page_bytes ||
+	    (s.page_bytes != PG && s.page_bytes != HP) || s.capacity_bytes % PG ||
+	    /* a THP pool holds the small pages of split huge pages too (pageleap(7)) */
+	    (s.pages == LEAP_PAGES_HUGETLB && s.capacity_bytes % HP) ||
 	    (s.used_bytes == 0) != (s.extents_in_use == 0) ||
 	    (s.free_bytes == 0) != (s.free_extents == 0))
-		DIE("%s stats: cap %llu capacity %llu used %llu free %llu largest %llu in_use %llu "
+		DIE("%s stats (pages %d): cap %llu capacity %llu used %llu free %llu largest %llu in_use %llu "
 		    "free_extents %llu page %llu",
-		    what, (unsigned long long)s.cap_bytes, (unsigned long long)s.capacity_bytes,
+		    what, s.pages, (unsigned long long)s.cap_bytes, (unsigned long long)s.capacity_bytes,
 		    (unsigned long long)s.used_bytes, (unsigned long long)s.free_bytes,
 		    (unsigned long long)s.largest_free_bytes,
 		    (unsigned long long)s.extents_in_use, (unsigned long long)s.free_extents,

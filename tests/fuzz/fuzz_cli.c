@@ -75,6 +75,11 @@ static void write_file(const char *path, const char *s)
 static const char nb_path[] = "/proc/sys/kernel/numa_balancing";
 static const char thp_path[] = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
 
+static void remove_scratch(void)
+{
+	rmdir(scratch);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc, (void)argv;
@@ -89,6 +94,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(scratch, sizeof(scratch), "/tmp/pageleap-fuzz-cli-%d", (int)getpid());
 	if (mkdir(scratch, 0700) && errno != EEXIST)
 		abort();
+	atexit(remove_scratch);
 	read_file(nb_path, saved_nb, sizeof(saved_nb));
 	read_file(thp_path, saved_thp, sizeof(saved_thp));
 	return 0;

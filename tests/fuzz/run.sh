@@ -25,7 +25,7 @@ run() { # name corpus-dir log
 
 summary() { # name log rc
 	st=$(grep -E '^stat::number_of_executed_units' "$2" | awk '{print $2}')
-	last=$(grep -E '^#[0-9]+ +(pulse|NEW|REDUCE|DONE|INITED)' "$2" | tail -1)
+	last=$(grep -E '^#[0-9]+[[:space:]]+(pulse|NEW|REDUCE|DONE|INITED)' "$2" | tail -1)
 	cov=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
 	ft=$(echo "$last" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
 	corp=$(echo "$last" | sed -n 's/.*corp: \([0-9]*\/[0-9a-zA-Z]*\).*/\1/p')

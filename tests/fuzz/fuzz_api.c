@@ -725,7 +725,12 @@ static void start_job(int how)
 	if (how <= 2 && i < 0)
 		return;
 	uint8_t m = u8();
-	bool async = k >= 0 && !(m & 1);
+	/* a synchronous call may wait for a job in flight (its range, its worker), and that
+	 * job for a short-term declaration only the harness could end: async then */
+	bool must_async = io_short(-1) && any_job_running();
+	if (must_async && k < 0)
+		return;
+	bool async = k >= 0 && (!(m & 1) || must_async);
 	struct job jb = { .ri = i };
 	char *addr = NULL;
 	size_t len = 0;

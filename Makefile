@@ -212,3 +212,5 @@ SOAK_WRITES ?= 1000000000
 soak: $(B)/tests/t_stress
 	LEAP_STRESS_SECONDS=$(SOAK_SECONDS) LEAP_STRESS_MIN_WRITES=$(SOAK_WRITES) $(B)/tests/t_stress
 .PHONY: soak
+# fuzzing: make fuzz / fuzz-ci / fuzz-build (docs/fuzz.md)
+include tests/fuzz/fuzz.mk

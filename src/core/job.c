@@ -803,6 +803,10 @@ void leap__job_absorb(struct leap_job *p, struct leap_job *c)
 	pr->pages_moved += cp.pages_moved;
 	pr->pages_failed += cp.pages_failed;
 	pr->pages_done += cp.pages_moved + cp.pages_failed;
+	/* a walk counts a region's pages when it visits it; a move in flight there may
+	 * since have given the child more to do: done never passes total (fuzz_api) */
+	if (pr->pages_done > pr->pages_total)
+		pr->pages_total = pr->pages_done;
 	pr->bytes_copied += cp.bytes_copied;
 	pr->extents += cp.extents;
 	pr->write_faults += cp.write_faults;
@@ -882,6 +886,8 @@ LEAP_API int leap_job_progress(struct leap_job *j, struct leap_progress *out)
 		p->io_skipped += j->child->prog.io_skipped;
 		p->granularity = j->child->prog.granularity;
 		pthread_mutex_unlock(&j->child->lock);
+		if (p->pages_done > p->pages_total) /* (see leap__job_absorb) */
+			p->pages_total = p->pages_done;
 	}
 	if (p->state == LEAP_JOB_RUNNING)
 		p->elapsed_ns = leap__sys_now_ns() - j->t0;

@@ -179,8 +179,9 @@ int leap__ctx_wp(struct leap_ctx *c, struct leap__wp **out)
 		/* a refusal is for good; running out of descriptors or memory is not */
 		c->wp_rc = !rc ? 1 : rc == -EOPNOTSUPP ? rc : 0;
 		if (rc && rc != -EOPNOTSUPP) {
+			const char *why = c->wp_why;
 			pthread_mutex_unlock(&c->lock);
-			return leap__why(rc, c->wp_why);
+			return leap__why(rc, why);
 		}
 	}
 	int rc = c->wp_rc < 0 ? c->wp_rc : 0;

@@ -17,9 +17,10 @@
  *      protected); moving pieces that were protected but not remapped after a failure
  *      are unprotected first, or their writers would wait for good.
  *   6. switch the metadata, give the old pages back to their pool.
- * The old pages stay untouched until step 6, so a failed remap is undone by mapping the
- * old pages back, for that step and every step before it; writers waited meanwhile, so
- * the old pages hold every write.
+ * The old pages stay untouched until step 6, so a step whose remap failed is undone by
+ * mapping its old pages back; its writers waited meanwhile, so they hold every write.
+ * The steps before it are done and stay done (their new pages are mapped writable, so
+ * undoing them could lose a write): the extent moves a prefix of its pieces.
  * Targets are slots (region.c): a node's own pool or an external pool. Compaction
  * (mv->bank >= 0) moves the pages of the target slot that are not in mv->bank into it.
  * A slot (pool slot n, bank y, page p) is used by page p only, so for a page not on the target
@@ -133,16 +134,15 @@ static int restore_step(struct plan *pl, const struct step *s)
 }
 
 /*
- * A step failed: undo it and every step before it, newest first, so the call changes
- * nothing. Should mapping old pages back fail too (the kernel refusing mappings), the
- * steps still on their new pages stay done and are committed: the metadata always says
- * what is mapped.
+ * A step failed before its new pages were mapped: map its old pages back. The steps
+ * before it stay done and are committed (a prefix: fail_from says where it ends). They
+ * cannot be undone: once a step's new pages are mapped they are writable (the fresh
+ * mapping is not write-protected), and mapping the old pages back over them would lose
+ * what a writer wrote there since (t_inject's two-step case writes there at the failure).
  */
 static void roll_back(struct plan *pl, size_t failed)
 {
 	restore_step(pl, &pl->steps[failed]);
-	while (pl->done > 0 && restore_step(pl, &pl->steps[pl->done - 1]) == 0)
-		pl->done--;
 }
 
 /*
@@ -174,7 +174,8 @@ static int copy_step(struct plan *pl, const struct step *s, uint64_t lo, uint64_
 	return 0;
 }
 
-/* Copy and remap each step; on failure roll back. */
+/* Copy and remap each step; on failure roll the failed step back (not the ones before
+ * it: see roll_back()). */
 static int move_steps(struct plan *pl)
 {
 	struct leap_region *r = pl->r;

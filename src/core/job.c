@@ -729,7 +729,10 @@ int leap__job_submit(struct leap_job *parent, struct leap_region *r, uint64_t a,
 	j->mv = *mv;
 	rc = job_start(j, -1, NULL, LEAP_HUGE_SPLIT, parent);
 	if (rc) {
-		job_free_unstarted(j);
+		/* it was the parent's child for a while: a leap_job_cancel() of the parent
+		 * may hold a reference to it now. Drop both of ours; the last one frees it */
+		job_unref(j);
+		job_unref(j);
 		return rc;
 	}
 	*out = j;

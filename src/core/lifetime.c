@@ -193,7 +193,10 @@ LEAP_API int leap_region_new_ex(struct leap_ctx *ctx, size_t length,
 	 * A transient failure to set it up fails the call: a region made without it could
 	 * never be moved with writers */
 	if (!rc) {
+		const char *prev = leap_errormsg();
 		int wrc = leap__ctx_wp(ctx, &r->wp);
+		if (wrc == -EOPNOTSUPP) /* a region without protection is no refusal */
+			leap__why(0, *prev ? prev : NULL);
 		rc = wrc == 0 ? leap__wp_register(r->wp, r->base, r->npages)
 			      : wrc == -EOPNOTSUPP ? 0 : wrc;
 	}

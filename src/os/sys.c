@@ -187,14 +187,18 @@ static int open_existing(const char *path, bool *is_dir)
 		return -errno;
 	struct stat ps, st;
 	int fd;
-	if (fstat(pin, &ps) != 0)
-		fd = -errno;
-	else if (S_ISLNK(ps.st_mode))
+	if (fstat(pin, &ps) != 0) {
+		int err = errno;
+		close(pin);
+		return -err;
+	}
+	if (S_ISLNK(ps.st_mode))
 		fd = -ELOOP;
 	else if (S_ISDIR(ps.st_mode))
 		fd = (fd = openat(pin, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0 ? -errno : fd;
-	else if (!S_ISREG(ps.st_mode))
-		fd = -EOPNOTSUPP; /* device DAX and other devices: not supported yet */
+	else if (!S_ISREG(ps.st_mode)) /* device DAX and other devices: not supported yet */
+		fd = leap__why(-EOPNOTSUPP, "the pool file is a device, FIFO or socket: only "
+					    "regular files and directories are supported");
 	else
 		fd = (fd = open(path, O_RDWR | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)) < 0 ? -errno : fd;
 	if (fd >= 0 && !S_ISDIR(ps.st_mode) &&
@@ -239,7 +243,9 @@ int leap__sys_open_pool_file(const char *path, int *kind, bool *dax, uint64_t *f
 			if (!is_dir && slash)
 				*slash = 0; /* the file's directory */
 			if (!tmpfs_thp_ok(dir[0] ? dir : "/"))
-				rc = -EOPNOTSUPP;
+				rc = leap__why(-EOPNOTSUPP, "a THP pool needs a tmpfs mounted with "
+							    "huge=always, within_size or advise "
+							    "(and shmem THP allowed)");
 		}
 	} else if (!rc) {
 		struct statx sx;
@@ -248,7 +254,8 @@ int leap__sys_open_pool_file(const char *path, int *kind, bool *dax, uint64_t *f
 		    *kind == LEAP_PAGES_SMALL)
 			*dax = true;
 		else
-			rc = -EOPNOTSUPP;
+			rc = leap__why(-EOPNOTSUPP, "a pool file must be on tmpfs, hugetlbfs or a "
+						    "DAX file system (small pages only on DAX)");
 	}
 	if (rc) {
 		close(fd);

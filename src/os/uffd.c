@@ -32,6 +32,11 @@ _Static_assert(LEAP_UFFD_WP_UNPOPULATED == UFFD_FEATURE_WP_UNPOPULATED, "os.h co
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
 
+static bool transient(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM;
+}
+
 /* Open a userfaultfd: the syscall, else /dev/userfaultfd where the syscall is denied;
  * user-mode-only (flag UFFD_USER_MODE_ONLY) only when asked. -errno of the last try. */
 static int open_uffd(int user, struct leap__uffd_how *how)
@@ -45,17 +50,17 @@ static int open_uffd(int user, struct leap__uffd_how *how)
 	}
 	how->sys_err = EPERM;
 	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	if (dev < 0) {
-		how->dev_err = errno;
-		return -EPERM;
-	}
-	fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
-	if (fd < 0)
-		how->dev_err = errno;
-	close(dev);
-	if (fd >= 0)
+	fd = dev < 0 ? -1 : ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+	int err = errno;
+	if (dev >= 0)
+		close(dev);
+	if (fd >= 0) {
 		how->via_dev = true;
-	return fd >= 0 ? fd : -EPERM;
+		return fd;
+	}
+	how->dev_err = err;
+	/* out of descriptors or memory is a shortage, not a refusal */
+	return transient(err) ? -err : -EPERM;
 }
 
 /* Ask a fresh descriptor what the kernel offers, then enable what we use on a second one
@@ -104,7 +109,9 @@ int leap__uffd_open_wp(unsigned modes, struct leap__uffd_how *how)
 		if (fd < 0 && fd != -EOPNOTSUPP)
 			how->user_err = -fd;
 	}
-	if (fd == -ENOSYS || fd == -EPERM || fd == -EINVAL)
+	/* a shortage is the caller's to retry; any other refusal (EPERM, EACCES from a
+	 * security module, ENOSYS, EINVAL...) means no write protection for this process */
+	if (fd < 0 && !transient(-fd))
 		return -EOPNOTSUPP;
 	return fd;
 }

@@ -55,6 +55,9 @@ static const char *why_not(const struct leap__uffd_how *h, int rc, unsigned mode
 	if (h->no_shmem_wp)
 		return "this kernel's userfaultfd cannot write-protect shared memory "
 		       "(UFFD_FEATURE_WP_HUGETLBFS_SHMEM, Linux 5.19+): " NO_WRITERS_HINT;
+	if (h->user_err == EINVAL && (modes & LEAP_UFFD_FORCE_USER))
+		return "this kernel has no user-mode-only userfaultfd (Linux 5.11+), which "
+		       "LEAP_CTX_USER_MODE_ONLY (PAGELEAP_WP=user-only) asks for: " NO_WRITERS_HINT;
 	if (h->user_err == EINVAL)
 		return "userfaultfd is refused to this process and this kernel has no "
 		       "user-mode-only kind (Linux 5.11+): " GRANT_HINT ", " NO_WRITERS_HINT;
@@ -62,7 +65,10 @@ static const char *why_not(const struct leap__uffd_how *h, int rc, unsigned mode
 		return "userfaultfd is refused to this process, user-mode-only too: a seccomp "
 		       "filter or security module blocks it (container runtimes do by default); "
 		       "allow the userfaultfd system call, " NO_WRITERS_HINT;
-	if (h->sys_err != EPERM)
+	if (h->sys_err == EACCES)
+		return "userfaultfd is denied to this process by a security module (EACCES, "
+		       "e.g. an SELinux policy): allow it, " NO_WRITERS_HINT;
+	if (h->sys_err != EPERM && !(modes & LEAP_UFFD_FORCE_USER))
 		return "userfaultfd write protection is unavailable here: " NO_WRITERS_HINT;
 	int unpriv = 0;
 	if (leap__sys_read_int("/proc/sys/vm/unprivileged_userfaultfd", &unpriv) == 0 && unpriv)

@@ -989,6 +989,20 @@ static int fresh_run(void)
 	}
 	if (!r)
 		bad(leap_region_new(c, SLEN, nodes[0], &r) != 0, "the following region_new failed");
+	/* an injected refusal (EPERM from userfaultfd, where no other way is open, as for
+	 * an ordinary user in user-mode-only mode) is the kernel's "no" for this instance:
+	 * no write protection for good, by design. Anything else must leave it able. */
+	if (r && leap_ctx_write_protect(c, NULL) == LEAP_WP_NONE) {
+		bad(!atomic_load(&inj_hit) || inj_err != EPERM,
+		    "no write protection after a transient failure");
+		int e = page_leap(r, leap_region_addr(r), PG, nodes[0], LEAP_RELOCATE, NULL);
+		bad(e != -EOPNOTSUPP, "a move with writers on an instance without protection: %d",
+		    e);
+		leap_region_destroy(&r);
+		leap_ctx_destroy(&c);
+		OK(leap_ctx_new(NULL, &c));
+		bad(leap_region_new(c, SLEN, nodes[0], &r) != 0, "a fresh instance's region failed");
+	}
 	if (r) {
 		fill_pages(leap_region_addr(r), SNP, 13);
 		struct oracle o;

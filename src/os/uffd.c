@@ -49,9 +49,12 @@ static int open_uffd(int user, struct leap__uffd_how *how)
 		return fd >= 0 ? fd : -errno;
 	}
 	how->sys_err = EPERM;
-	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	fd = dev < 0 ? -1 : ioctl(dev, USERFAULTFD_IOC_NEW, flags);
-	int err = errno;
+	int dev, err;
+	while ((dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	while ((fd = dev < 0 ? -1 : ioctl(dev, USERFAULTFD_IOC_NEW, flags)) < 0 && errno == EINTR)
+		;
+	err = errno;
 	if (dev >= 0)
 		close(dev);
 	if (fd >= 0) {

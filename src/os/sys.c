@@ -6,11 +6,14 @@
  * come in pages and are converted to bytes here. NUMA calls go through libnuma.
  *
  * Signals: the program's threads that call into the library may take signals at any rate
- * (a SIGALRM timer installed without SA_RESTART). A call that the kernel ends early with
- * EINTR for a signal that is not fatal (hugetlbfs fallocate does so for any pending
- * signal, shmem's did in older kernels; 6.18's stops only for fatal ones) is repeated here, so EINTR never reaches the library's callers; each such call
- * is idempotent over its range. The library's own threads block the asynchronous
- * signals (leap__sys_thread_create), so a process-directed signal never lands on them.
+ * (a SIGALRM timer installed without SA_RESTART). fallocate stops at any pending signal
+ * on hugetlbfs and, before Linux 6.x, on shmem too, and then gives back what it had
+ * allocated: under a signal every millisecond a retry never finished (t_signals hung in
+ * the 6.1 guest). So the calls that can take long (fallocate, punch, ftruncate, populate)
+ * run with the asynchronous signals blocked (quiet()): a signal waits for the end of the
+ * call instead of restarting it. EINTR is still repeated (each call is idempotent over its
+ * range), so it never reaches the library's callers. The library's own threads block the
+ * asynchronous signals for good (leap__sys_thread_create).
  */
 #include "os/os.h"
 
@@ -57,11 +60,38 @@ int leap__sys_memfd(const char *name, int kind)
 
 /* Grow (or shrink) the file to npages. Pages past the end cannot be mapped (SIGBUS), and
  * THP pools allocate by faulting, which does not extend the file as fallocate does. */
+/* The asynchronous signals: all but those a fault raises, which must stay deliverable. */
+static void async_signals(sigset_t *set)
+{
+	sigfillset(set);
+	static const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS };
+	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+		sigdelset(set, faults[i]);
+}
+
+/* Block the asynchronous signals on the calling thread until loud(old). */
+static void quiet(sigset_t *old)
+{
+	sigset_t all;
+	async_signals(&all);
+	pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+static void loud(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 int leap__sys_truncate(int fd, uint64_t npages)
 {
 	int rc;
+	sigset_t old;
+	quiet(&old);
 	while ((rc = ftruncate(fd, (off_t)(npages * LEAP_PG))) != 0 && errno == EINTR)
 		;
+	int err = errno;
+	loud(&old);
+	errno = err;
 	return rc == 0 ? 0 : -errno;
 }
 
@@ -335,8 +365,13 @@ int leap__sys_populate_write(void *addr, uint64_t npages)
 #define MADV_POPULATE_WRITE 23
 #endif
 	int rc;
+	sigset_t old;
+	quiet(&old);
 	while ((rc = madvise(addr, npages * LEAP_PG, MADV_POPULATE_WRITE)) != 0 && errno == EINTR)
 		;
+	int err = errno;
+	loud(&old);
+	errno = err;
 	if (rc != 0 && errno != EINVAL)
 		return errno == EFAULT ? -ENOMEM : -errno;
 	return 0;
@@ -374,12 +409,16 @@ int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages, int node, int 
 			return rc;
 	}
 	int rc = 0;
-	/* hugetlbfs (and shmem in older kernels) stops at any pending signal (EINTR) with
-	 * part of the range allocated: allocating the range again is harmless (t_signals) */
+	/* see the top: signals wait for the end of the call (t_signals) */
 	int frc;
+	sigset_t old_sigs;
+	quiet(&old_sigs);
 	while ((frc = fallocate(fd, 0, (off_t)(pg_off * LEAP_PG), (off_t)(npages * LEAP_PG))) != 0 &&
 	       errno == EINTR)
 		;
+	int err = errno;
+	loud(&old_sigs);
+	errno = err;
 	if (frc != 0)
 		rc = errno == ENOSPC ? (kind == LEAP_PAGES_HUGETLB ? -ENOSPC : -ENOMEM) : -errno;
 	if (bound)
@@ -392,11 +431,15 @@ int leap__sys_fallocate(int fd, uint64_t pg_off, uint64_t npages, int node, int 
 int leap__sys_punch(int fd, uint64_t pg_off, uint64_t npages)
 {
 	int rc;
+	sigset_t old;
+	quiet(&old);
 	while ((rc = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			       (off_t)(pg_off * LEAP_PG), (off_t)(npages * LEAP_PG))) != 0 &&
 	       errno == EINTR)
 		;
-	return rc == 0 ? 0 : -errno;
+	int err = errno;
+	loud(&old);
+	return rc == 0 ? 0 : -err;
 }
 
 /*
@@ -509,14 +552,10 @@ int leap__sys_gettid(void)
 int leap__sys_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
 			    void *arg)
 {
-	sigset_t all, old;
-	sigfillset(&all);
-	static const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS };
-	for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
-		sigdelset(&all, faults[i]);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	sigset_t old;
+	quiet(&old);
 	int rc = pthread_create(t, attr, fn, arg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	loud(&old);
 	return -rc;
 }
 

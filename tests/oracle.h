@@ -233,6 +233,32 @@ static inline void oracle_free(struct oracle *o)
 	pthread_cond_destroy(&o->cv);
 }
 
+/* ---------------------------------------------------------- the in-extent gate */
+
+/* Holds the job whose extent starts at byte offset ine.at, under the region's lock, in
+ * the middle of its move (hook.h's leap__test_in_extent_hook = in_extent_hook): ine.held
+ * says it is held, ine.released lets it go (both under ine.m, signalled on ine.cv). */
+static struct {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	size_t at;
+	int held, released;
+} ine = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+
+static inline void in_extent_hook(struct leap_job *j, struct leap_region *r, size_t offset)
+{
+	(void)j;
+	(void)r;
+	pthread_mutex_lock(&ine.m);
+	if (offset == ine.at && !ine.released) {
+		ine.held = 1;
+		pthread_cond_broadcast(&ine.cv);
+		while (!ine.released)
+			pthread_cond_wait(&ine.cv, &ine.m);
+	}
+	pthread_mutex_unlock(&ine.m);
+}
+
 /* ------------------------------------------------------------------ the gate */
 
 /*

@@ -396,26 +396,6 @@ static void call_cancel_wait(void *a)
 	bres = leap_job_wait(bj, (int64_t)HANG_S * 1000000000);
 }
 
-/* The in-extent seam: holds the extent at byte offset ine.at in the middle of its move. */
-static struct {
-	pthread_mutex_t m;
-	pthread_cond_t cv;
-	size_t at;
-	int held, released;
-} ine = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
-static void in_extent_hook(struct leap_job *j, struct leap_region *r, size_t offset)
-{
-	(void)j;
-	(void)r;
-	pthread_mutex_lock(&ine.m);
-	if (offset == ine.at && !ine.released) {
-		ine.held = 1;
-		pthread_cond_broadcast(&ine.cv);
-		while (!ine.released)
-			pthread_cond_wait(&ine.cv, &ine.m);
-	}
-	pthread_mutex_unlock(&ine.m);
-}
 
 CASE(blocking_calls)
 {
